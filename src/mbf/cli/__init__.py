@@ -1,0 +1,70 @@
+"""The ``mbf`` command line.
+
+Each subcommand lives in its own module of this package that defines ``HELP`` (one line),
+``add_arguments(parser)`` and ``run(args) -> int``. User errors (:class:`mbf.MBFError`) are
+printed as one line on stderr with exit status 2; nothing else is caught.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Sequence
+
+from ..errors import MBFError
+
+# subcommand -> module (imported only when that subcommand runs or help is asked for)
+SUBCOMMANDS = {
+    "train": "mbf.cli.train",
+    "test": "mbf.cli.test",
+    "parse": "mbf.cli.parse",
+    "synth": "mbf.cli.synth",
+    "extract": "mbf.cli.extract",
+    "search": "mbf.cli.search",
+}
+
+log = logging.getLogger("mbf")
+
+
+def _available() -> dict:
+    modules = {}
+    for name, module_name in SUBCOMMANDS.items():
+        try:
+            modules[name] = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:  # a real missing dependency: let it surface
+                raise
+    return modules
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mbf", description="MBF occluded person re-identification: train, evaluate, parse, search."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module in _available().items():
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except MBFError as exc:
+        print(f"mbf {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"mbf {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--config_file F`` followed by ``KEY VALUE`` overrides, as in the seed's scripts."""
+    parser.add_argument("--config_file", default="", help="path to a YAML config (configs/...)")
+    parser.add_argument(
+        "opts", nargs=argparse.REMAINDER, default=[], help="config overrides: KEY VALUE [KEY VALUE ...]"
+    )

@@ -1,0 +1,27 @@
+"""Errors raised for bad user input.
+
+Every error that a user can cause (a missing file, a bad config key, a corrupt checkpoint)
+is raised as an :class:`MBFError` carrying a message that names the file or key and what was
+expected. The command-line entry points print that message and exit non-zero instead of a
+traceback.
+"""
+
+
+class MBFError(Exception):
+    """Base class of the errors the command line reports without a traceback."""
+
+
+class ConfigError(MBFError):
+    """A config file or a command-line override is invalid."""
+
+
+class DatasetError(MBFError):
+    """A dataset folder, split, file name or image is missing or unreadable."""
+
+
+class CheckpointError(MBFError):
+    """A weights file is missing, corrupt or belongs to another architecture."""
+
+
+class InputError(MBFError):
+    """Tensors or arrays handed to the API do not have the expected shape or values."""

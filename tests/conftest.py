@@ -1,0 +1,57 @@
+"""Shared test plumbing: golden files from the reference implementation.
+
+The golden files live in ``../shared/fixtures`` beside the checkout (override with
+``MBF_FIXTURES``). A plain clone has none: tests that need them skip with a visible reason,
+unless ``MBF_REQUIRE_FIXTURES=1`` (set by ``.ci/run``) turns the skip into a failure.
+"""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(os.environ.get("MBF_FIXTURES", REPO.parent / "shared" / "fixtures"))
+REQUIRE_FIXTURES = os.environ.get("MBF_REQUIRE_FIXTURES", "") not in ("", "0")
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@lru_cache(maxsize=None)
+def _load(name: str):
+    return torch.load(FIXTURES / name, map_location="cpu", weights_only=False)
+
+
+@pytest.fixture(scope="session")
+def golden():
+    """``golden(name)`` -> the loaded golden file, or skip/fail when it is not there."""
+
+    def load(name: str):
+        path = FIXTURES / name
+        if not path.is_file():
+            msg = f"golden file {path} not found (set MBF_FIXTURES to the shared/fixtures folder)"
+            if REQUIRE_FIXTURES:
+                pytest.fail(msg + "; MBF_REQUIRE_FIXTURES is set, so this is an error")
+            pytest.skip(msg)
+        return _load(name)
+
+    return load
+
+
+def relative_error(actual, expected) -> float:
+    """||actual - expected|| / ||expected||, the fixtures README's measure for features."""
+    actual = torch.as_tensor(actual, dtype=torch.float64)
+    expected = torch.as_tensor(expected, dtype=torch.float64)
+    assert actual.shape == expected.shape, f"shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+    denom = expected.norm().item()
+    diff = (actual - expected).norm().item()
+    return diff / denom if denom > 0 else diff
+
+
+@pytest.fixture(scope="session")
+def rel_err():
+    """The relative-error measure of the fixtures README, as a fixture."""
+    return relative_error
