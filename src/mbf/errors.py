@@ -25,3 +25,7 @@ class CheckpointError(MBFError):
 
 class InputError(MBFError):
     """Tensors or arrays handed to the API do not have the expected shape or values."""
+
+
+class TrainingError(MBFError):
+    """Training cannot go on (a non-finite loss, say); the last good checkpoint is kept."""

@@ -1,0 +1,6 @@
+"""``python -m mbf`` is the ``mbf`` command."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,22 @@
+"""``mbf test`` / ``python test.py``: evaluate trained weights on the configured dataset."""
+from __future__ import annotations
+
+from . import add_config_arguments
+
+HELP = "evaluate weights: mbf test --config_file configs/OCC_Duke/mbf.yml TEST.WEIGHT path.pth"
+
+
+def add_arguments(parser) -> None:
+    add_config_arguments(parser)
+
+
+def run(args) -> int:
+    from ..config import load_config
+    from ..engine.evaluate import run_test
+    from ..engine.runtime import setup_logging
+
+    cfg = load_config(args.config_file, args.opts)
+    logger = setup_logging(True)
+    logger.info("Running with config:\n%s", cfg.dump())
+    run_test(cfg, args.config_file)
+    return 0

@@ -1,0 +1,35 @@
+"""``mbf train`` / ``python train.py``: train MBF from a config."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from . import add_config_arguments
+
+HELP = "train a model: mbf train --config_file configs/OCC_Duke/mbf.yml [KEY VALUE ...]"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last.pth")
+    # accepted for torch.distributed.launch; torchrun passes LOCAL_RANK in the environment
+    parser.add_argument("--local_rank", type=int, default=None, help=argparse.SUPPRESS)
+    add_config_arguments(parser)
+
+
+def run(args) -> int:
+    from ..config import load_config
+    from ..engine.runtime import attach_log_file, setup_logging
+    from ..engine.trainer import Trainer
+
+    cfg = load_config(args.config_file, args.opts)
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    logger = setup_logging(main_process)
+    logger.info("MBF training with config %s", args.config_file or "(defaults)")
+    logger.info("Running with config:\n%s", cfg.dump())
+    trainer = Trainer(cfg, config_file=args.config_file, resume=args.resume)
+    if main_process:
+        attach_log_file(logger, cfg.OUTPUT_DIR or ".", "train_log.txt")
+    logging.getLogger("mbf.train").info("saving checkpoints and logs in %s", cfg.OUTPUT_DIR or ".")
+    trainer.fit()
+    return 0

@@ -1,0 +1,1 @@
+"""Training and evaluation engine: steps, loop, checkpoints, distributed set-up."""

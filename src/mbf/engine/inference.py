@@ -1,0 +1,103 @@
+"""Descriptor extraction and evaluation of a model on a query + gallery split."""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+
+AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class Features:
+    feats: torch.Tensor  # [N, D] float32 on the CPU
+    pids: np.ndarray
+    camids: np.ndarray
+    paths: list[str]
+
+
+def autocast_for(device: torch.device, enabled: bool, dtype_name: str = "bfloat16"):
+    """Autocast on CUDA when enabled; a no-op context on the CPU (full precision there)."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=AMP_DTYPES[dtype_name])
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def extract_features(
+    model: nn.Module,
+    loader,
+    device: torch.device,
+    amp: bool = False,
+    amp_dtype: str = "bfloat16",
+    progress: bool = False,
+    desc: str = "extract",
+) -> Features:
+    """Run the eval-mode model over a test loader (batches of dicts) and collect descriptors."""
+    was_training = model.training
+    model.eval()
+    feats, pids, camids, paths = [], [], [], []
+    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
+        img = batch["img"].to(device, non_blocking=True)
+        cam = batch["camid"].to(device)
+        view = batch["viewid"].to(device)
+        with autocast_for(device, amp, amp_dtype):
+            f = model(img, cam_label=cam, view_label=view)
+        feats.append(f.float().cpu())
+        pids.append(batch["pid"].cpu().numpy())
+        camids.append(batch["camid"].cpu().numpy())
+        paths.extend(batch["path"])
+    model.train(was_training)
+    return Features(torch.cat(feats), np.concatenate(pids), np.concatenate(camids), paths)
+
+
+def evaluate_model(cfg, model: nn.Module, dataset, device: torch.device, progress: bool = False):
+    """Descriptors for query + gallery, then CMC / mAP with the configured evaluator."""
+    from ..data import build_test_loader
+    from ..evaluation import Evaluator
+
+    loader = build_test_loader(cfg, list(dataset.query) + list(dataset.gallery))
+    features = extract_features(
+        model, loader, device, amp=cfg.TEST.AMP, amp_dtype=cfg.TEST.AMP_DTYPE, progress=progress, desc="test"
+    )
+    evaluator = Evaluator.from_config(cfg, num_query=len(dataset.query))
+    evaluator.update(features.feats, features.pids, features.camids, features.paths)
+    return evaluator.compute(), features
+
+
+def log_metrics(logger: logging.Logger, result, header: str) -> None:
+    """The reference's console lines: mAP then CMC rank-1/5/10."""
+    logger.info(header)
+    logger.info("mAP: {:.1%}".format(result.mAP))
+    for r in (1, 5, 10):
+        logger.info("CMC curve, Rank-{:<3}:{:.1%}".format(r, float(result.cmc[r - 1])))
+
+
+def write_results(output_dir: str, result, config_file: str, weights: str, extra: dict | None = None) -> Path:
+    """``OUTPUT_DIR/results.json`` with rank1/5/10 and mAP as fractions."""
+    payload = {
+        "rank1": float(result.cmc[0]),
+        "rank5": float(result.cmc[4]),
+        "rank10": float(result.cmc[9]),
+        "mAP": float(result.mAP),
+        "config": os.path.basename(config_file) if config_file else "",
+        "config_file": config_file or "",
+        "weights": weights or "",
+    }
+    payload.update(extra or {})
+    path = Path(output_dir or ".") / "results.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,61 @@
+"""Pictures a training run leaves behind: the training curve and a retrieval sheet."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_training_curve(history: list[dict], path: str | Path) -> Path:
+    """Loss and accuracy per epoch, with rank-1 and mAP where the run evaluated."""
+    path = Path(path)
+    epochs = [h["epoch"] for h in history]
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_loss.plot(epochs, [h["loss"] for h in history], marker="o", label="total loss")
+    terms = sorted({k for h in history for k in h} - {"epoch", "loss", "acc", "lr", "rank1", "mAP"})
+    for name in terms:
+        ax_loss.plot(epochs, [h.get(name, float("nan")) for h in history], linewidth=1, label=name)
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("loss")
+    ax_loss.legend(fontsize=7)
+    ax_loss.set_title("training loss")
+    ax_metric.plot(epochs, [h["acc"] for h in history], marker=".", label="train ID accuracy")
+    evals = [h for h in history if "rank1" in h]
+    if evals:
+        ax_metric.plot([h["epoch"] for h in evals], [h["rank1"] for h in evals], marker="s", label="rank-1")
+        ax_metric.plot([h["epoch"] for h in evals], [h["mAP"] for h in evals], marker="^", label="mAP")
+    ax_metric.set_ylim(0, 1)
+    ax_metric.set_xlabel("epoch")
+    ax_metric.legend(fontsize=8)
+    ax_metric.set_title("accuracy and retrieval")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def write_retrieval_picture(path: str | Path, dataset, result, features, num_queries: int = 6) -> Path:
+    """Top-10 lists of a few queries, correct matches green, wrong red."""
+    from ..evaluation import euclidean_distance, plot_retrieval
+
+    num_query = len(dataset.query)
+    qf, gf = features.feats[:num_query], features.feats[num_query:]
+    qf = qf / qf.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    gf = gf / gf.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    distmat = euclidean_distance(qf, gf)
+    return plot_retrieval(
+        path,
+        features.paths[:num_query],
+        features.paths[num_query:],
+        distmat,
+        features.pids[:num_query],
+        features.pids[num_query:],
+        features.camids[:num_query],
+        features.camids[num_query:],
+        num_queries=num_queries,
+        topk=10,
+    )

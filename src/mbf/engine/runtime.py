@@ -1,0 +1,84 @@
+"""Process-level set-up shared by the train and test commands: device, seeds, logging."""
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+
+
+def resolve_device(device: str, device_id: str = "0", local_rank: int | None = None) -> torch.device:
+    """``MODEL.DEVICE`` + ``MODEL.DEVICE_ID`` (or torchrun's local rank) -> a torch.device."""
+    if device == "cpu":
+        return torch.device("cpu")
+    if device != "cuda":
+        raise ConfigError(f"MODEL.DEVICE must be 'cuda' or 'cpu', got {device!r}")
+    if not torch.cuda.is_available():
+        raise ConfigError("MODEL.DEVICE is 'cuda' but no CUDA device is available; pass MODEL.DEVICE cpu")
+    if local_rank is not None:
+        index = local_rank
+    else:
+        try:
+            index = int(str(device_id).split(",")[0])
+        except ValueError:
+            raise ConfigError(f"MODEL.DEVICE_ID must be a GPU index such as '0', got {device_id!r}") from None
+    if index >= torch.cuda.device_count():
+        raise ConfigError(
+            f"MODEL.DEVICE_ID {index} does not exist: this machine has {torch.cuda.device_count()} GPU(s)"
+        )
+    return torch.device("cuda", index)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) from one number."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def setup_logging(main_process: bool = True) -> logging.Logger:
+    """Console lines like the reference's on the main process.
+
+    Records are also buffered until :func:`attach_log_file` is called, so the log file is
+    only created once the run has got past input validation and still holds every line.
+    """
+    logger = logging.getLogger("mbf")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    if not main_process:
+        logger.addHandler(logging.NullHandler())
+        return logger
+    console = logging.StreamHandler(sys.stdout)
+    console.setFormatter(_FORMAT)
+    logger.addHandler(console)
+    logger.addHandler(logging.handlers.MemoryHandler(capacity=100_000, flushLevel=logging.CRITICAL + 1))
+    return logger
+
+
+def attach_log_file(logger: logging.Logger, output_dir: str | os.PathLike, filename: str) -> None:
+    """Start writing ``output_dir/filename`` and flush the lines buffered so far into it."""
+    buffers = [h for h in logger.handlers if isinstance(h, logging.handlers.MemoryHandler)]
+    if not buffers:
+        return
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    file_handler = logging.FileHandler(os.path.join(output_dir, filename), mode="a")
+    file_handler.setFormatter(_FORMAT)
+    for buffer in buffers:
+        buffer.setTarget(file_handler)
+        buffer.flush()
+        logger.removeHandler(buffer)
+        buffer.close()
+    logger.addHandler(file_handler)
+
+
+_FORMAT = logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s")
