@@ -7,7 +7,8 @@ from mbf.config import get_cfg, load_config
 from mbf.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
-SEED_CONFIGS = sorted((REPO / "configs").glob("*/mbf*.yml"))
+SEED_DIRS = ("OCC_Duke", "OCC_reid", "Market", "DukeMTMC")
+SEED_CONFIGS = sorted(p for d in SEED_DIRS for p in (REPO / "configs" / d).glob("mbf*.yml"))
 
 
 def test_get_cfg_returns_independent_copies():
@@ -28,7 +29,7 @@ def test_new_keys_have_documented_defaults():
 
 def test_all_eight_seed_configs_are_present():
     names = {f"{p.parent.name}/{p.name}" for p in SEED_CONFIGS}
-    expected = {f"{d}/{f}" for d in ("OCC_Duke", "OCC_reid", "Market", "DukeMTMC") for f in ("mbf.yml", "mbf_stride.yml")}
+    expected = {f"{d}/{f}" for d in SEED_DIRS for f in ("mbf.yml", "mbf_stride.yml")}
     assert expected <= names
 
 

@@ -40,6 +40,8 @@ _C.MODEL.METRIC_LOSS_TYPE = "triplet"
 _C.MODEL.DIST_TRAIN = False
 _C.MODEL.NO_MARGIN = False
 _C.MODEL.IF_LABELSMOOTH = "on"
+_C.MODEL.SEG_EPSILON = 0.1  # (new) label smoothing of the segmentation loss
+_C.MODEL.SEG_CLASS_WEIGHTS = [0.5, 1.0, 0.8, 0.8, 1.0]  # (new) its class weights: bg, head, upper, lower, shoes
 _C.MODEL.COS_LAYER = False
 
 # Transformer

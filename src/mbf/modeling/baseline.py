@@ -1,0 +1,63 @@
+"""TransReID-style global-feature baseline (MODEL.NAME 'transreid'): the CLS feature, one BNNeck."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .converters import (
+    imagenet_to_backbone,
+    is_reference_format,
+    load_strict,
+    read_state_dict,
+    reference_transreid_to_ours,
+)
+from .heads import BNNeck
+from .mbf import MBFOutput
+from .vit import VisionTransformerReID, feature_grid
+
+
+class TransReIDBaseline(nn.Module):
+    """Train mode -> MBFOutput(scores=[logits], feats=[CLS feature before BN]);
+    eval mode -> the CLS feature after ('after') or before ('before') the BNNeck [B, D]."""
+
+    def __init__(self, backbone: VisionTransformerReID, num_classes: int, neck_feat: str = "after"):
+        super().__init__()
+        if neck_feat not in ("after", "before"):
+            raise ValueError(f"neck_feat must be 'after' or 'before', got {neck_feat!r}")
+        self.backbone = backbone
+        self.neck = BNNeck(backbone.embed_dim, num_classes)
+        self.neck_feat = neck_feat
+
+    @property
+    def grid_size(self) -> tuple[int, int]:
+        return self.backbone.grid_size
+
+    def feature_grid(self, image_size: tuple[int, int]) -> tuple[int, int]:
+        return feature_grid(tuple(image_size), self.backbone.stride)
+
+    @property
+    def descriptor_dim(self) -> int:
+        return self.backbone.embed_dim
+
+    @torch.jit.ignore
+    def no_weight_decay(self) -> set[str]:
+        return {f"backbone.{name}" for name in self.backbone.no_weight_decay()}
+
+    def forward(self, img: torch.Tensor, label=None, cam_label=None, view_label=None, occluded: bool = False):
+        feat = self.backbone.forward_cls(img, cam_label, view_label)
+        bn = self.neck(feat)
+        if self.training:
+            return MBFOutput(scores=[self.neck.classifier(bn)], feats=[feat])
+        return bn if self.neck_feat == "after" else feat
+
+    def load_imagenet(self, source) -> None:
+        name = str(source) if not isinstance(source, dict) else "ImageNet state dict"
+        state = imagenet_to_backbone(read_state_dict(source, "ImageNet weights"), self.backbone)
+        load_strict(self.backbone, state, name, allow_missing=("sie_embed",))
+
+    def load_param(self, source) -> None:
+        name = str(source) if not isinstance(source, dict) else "state dict"
+        state = read_state_dict(source, "model weights")
+        if is_reference_format(state):
+            state = reference_transreid_to_ours(state)
+        load_strict(self, state, name)

@@ -1,0 +1,118 @@
+"""Config -> model. The only place in mbf.modeling that reads the yacs config."""
+from __future__ import annotations
+
+import logging
+
+from torch import nn
+
+from ..errors import ConfigError
+from .baseline import TransReIDBaseline
+from .mbf import MBF
+from .vit import VisionTransformerReID, backbone_spec
+
+log = logging.getLogger(__name__)
+
+MODEL_NAMES = ("transformer", "transreid")
+PRETRAIN_CHOICES = ("imagenet", "self", "finetune", "none")
+
+
+def _num_parts() -> int:
+    try:
+        from ..parsing.labels import NUM_PARTS
+    except ModuleNotFoundError:  # the label convention module is the parsing package's
+        return 4
+    return NUM_PARTS
+
+
+def build_backbone(cfg, camera_num: int, view_num: int, salient: bool = True) -> VisionTransformerReID:
+    """The ViT of MODEL.TRANSFORMER_TYPE (+ VIT_* overrides); ``salient`` adds the salient-patch
+    selection at MODEL.SALIENT_BLOCK (MBF needs it, the global baseline does not)."""
+    m = cfg.MODEL
+    spec = backbone_spec(m.TRANSFORMER_TYPE, m.VIT_EMBED_DIM, m.VIT_DEPTH, m.VIT_NUM_HEADS)
+    size_train, size_test = tuple(cfg.INPUT.SIZE_TRAIN), tuple(cfg.INPUT.SIZE_TEST)
+    if size_train != size_test:
+        raise ConfigError(
+            f"INPUT.SIZE_TEST {list(size_test)} must equal INPUT.SIZE_TRAIN {list(size_train)}: "
+            "the position embedding is learned for one patch grid"
+        )
+    stride = tuple(m.STRIDE_SIZE)
+    if len(stride) != 2 or min(stride) < 1:
+        raise ConfigError(f"MODEL.STRIDE_SIZE must be two positive integers, got {list(stride)}")
+    return VisionTransformerReID(
+        img_size=size_train,
+        stride=stride,
+        embed_dim=spec.embed_dim,
+        depth=spec.depth,
+        num_heads=spec.num_heads,
+        mlp_ratio=spec.mlp_ratio,
+        qkv_bias=spec.qkv_bias,
+        qk_scale=spec.qk_scale(),
+        drop_rate=m.DROP_OUT,
+        attn_drop_rate=m.ATT_DROP_RATE,
+        drop_path_rate=m.DROP_PATH,
+        num_cameras=camera_num if m.SIE_CAMERA else 0,
+        num_views=view_num if m.SIE_VIEW else 0,
+        sie_coe=m.SIE_COE,
+        salient_block=m.SALIENT_BLOCK if salient else None,
+        keep_ratio=m.EFFECTIVE_RADIO,
+    )
+
+
+def build_model(cfg, num_classes: int, camera_num: int, view_num: int, pretrained: bool = True) -> nn.Module:
+    """MODEL.NAME 'transformer' -> :class:`MBF`, 'transreid' -> :class:`TransReIDBaseline`.
+
+    With ``pretrained`` (default) MODEL.PRETRAIN_CHOICE is applied: 'imagenet' loads
+    MODEL.PRETRAIN_PATH into the backbone, 'self'/'finetune' loads a whole model, 'none'
+    keeps the random initialisation. Pass ``pretrained=False`` when a whole model is loaded
+    right after (testing), so that no ImageNet file is needed.
+    """
+    m = cfg.MODEL
+    if m.NAME not in MODEL_NAMES:
+        raise ConfigError(f"MODEL.NAME {m.NAME!r} is not one of: {', '.join(MODEL_NAMES)}")
+    if m.ID_LOSS_TYPE != "softmax":
+        raise ConfigError(f"MODEL.ID_LOSS_TYPE {m.ID_LOSS_TYPE!r} is not supported (only 'softmax')")
+    if cfg.TEST.NECK_FEAT not in ("after", "before"):
+        raise ConfigError(f"TEST.NECK_FEAT must be 'after' or 'before', got {cfg.TEST.NECK_FEAT!r}")
+    choice = m.PRETRAIN_CHOICE
+    if choice not in PRETRAIN_CHOICES:
+        raise ConfigError(f"MODEL.PRETRAIN_CHOICE {choice!r} is not one of: {', '.join(PRETRAIN_CHOICES)}")
+    if num_classes < 1:
+        raise ConfigError(f"the model needs at least one training identity, got num_classes={num_classes}")
+
+    backbone = build_backbone(cfg, camera_num, view_num, salient=m.NAME == "transformer")
+    if m.NAME == "transreid":
+        model: nn.Module = TransReIDBaseline(backbone, num_classes, neck_feat=cfg.TEST.NECK_FEAT)
+    else:
+        dim = backbone.embed_dim
+        if m.NUM_DECODER_LAYER < 1 or m.QUERY_NUM < 1:
+            raise ConfigError("MODEL.NUM_DECODER_LAYER and MODEL.QUERY_NUM must be >= 1")
+        if dim % m.NUM_HEAD:
+            raise ConfigError(f"MODEL.NUM_HEAD ({m.NUM_HEAD}) must divide the embedding width ({dim})")
+        model = MBF(
+            backbone,
+            num_classes,
+            num_parts=_num_parts(),
+            recovery=m.RECOVERY,
+            num_queries=m.QUERY_NUM,
+            decoder_layers=m.NUM_DECODER_LAYER,
+            decoder_heads=m.NUM_HEAD,
+            decoder_ffn_dim=m.DECODER_FFN_DIM,
+            decoder_dropout=m.DECODER_DROP_RATE,
+            neck_feat=cfg.TEST.NECK_FEAT,
+        )
+    log.info(
+        "built %s: %s, width %d, depth %d, grid %dx%d (stride %s), %d identities",
+        type(model).__name__, m.TRANSFORMER_TYPE, backbone.embed_dim, backbone.depth, *backbone.grid_size,
+        list(backbone.stride), num_classes,
+    )
+    if pretrained and choice == "imagenet":
+        if not m.PRETRAIN_PATH:
+            raise ConfigError("MODEL.PRETRAIN_CHOICE is 'imagenet' but MODEL.PRETRAIN_PATH is empty")
+        model.load_imagenet(m.PRETRAIN_PATH)
+        log.info("loaded ImageNet weights from %s", m.PRETRAIN_PATH)
+    elif pretrained and choice in ("self", "finetune"):
+        if not m.PRETRAIN_PATH:
+            raise ConfigError(f"MODEL.PRETRAIN_CHOICE is {choice!r} but MODEL.PRETRAIN_PATH is empty")
+        model.load_param(m.PRETRAIN_PATH)
+        log.info("loaded model weights from %s", m.PRETRAIN_PATH)
+    return model
