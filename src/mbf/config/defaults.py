@@ -91,6 +91,8 @@ _C.INPUT.PIXEL_STD = [0.229, 0.224, 0.225]
 _C.INPUT.PADDING = 10
 # (new) colour jitter of training images: 'auto' turns it on for occ_reid as the reference does
 _C.INPUT.COLOR_JITTER = "auto"
+# (new) its strength: brightness, contrast, saturation, hue (the reference's Occluded-REID values)
+_C.INPUT.COLOR_JITTER_STRENGTH = [0.3, 0.3, 0.2, 0.2]
 
 # ----------------------------------------------------------------------------- DATASETS
 _C.DATASETS = CN()

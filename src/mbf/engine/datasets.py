@@ -3,15 +3,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .distributed import DistInfo, barrier
+
 SYNTHETIC = "synthetic_occ"
 
 
-def load_dataset(cfg, verbose: bool = True):
-    """``build_dataset`` for the configured name; the synthetic set is generated on first use."""
+def load_dataset(cfg, verbose: bool = True, dist: DistInfo | None = None):
+    """``build_dataset`` for the configured name; the synthetic set is generated on first use.
+
+    In a distributed run only the main process generates it; the others wait for it.
+    """
     from ..data import build_dataset
+    from ..data.synthetic import DATASET_DIR_NAME, ensure_dataset
 
+    dist = dist or DistInfo()
     if cfg.DATASETS.NAMES == SYNTHETIC:
-        from ..data.synthetic import ensure_dataset
-
-        ensure_dataset(Path(cfg.DATASETS.ROOT_DIR) / "Synthetic_Occluded", seed=0)
+        if dist.is_main:
+            ensure_dataset(Path(cfg.DATASETS.ROOT_DIR) / DATASET_DIR_NAME, seed=0)
+        barrier(dist)
     return build_dataset(cfg.DATASETS.NAMES, cfg.DATASETS.ROOT_DIR, verbose=verbose)

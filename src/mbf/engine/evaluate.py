@@ -22,7 +22,7 @@ def run_test(cfg, config_file: str = ""):
     device = resolve_device(cfg.MODEL.DEVICE, cfg.MODEL.DEVICE_ID)
     seed_everything(cfg.SOLVER.SEED)
     dataset = load_dataset(cfg)
-    model = build_model(cfg, dataset.num_train_pids, dataset.num_train_cams, dataset.num_train_vids)
+    model = build_model(cfg, dataset.num_train_pids, dataset.num_train_cams, dataset.num_train_vids, pretrained=False)
     model.load_param(cfg.TEST.WEIGHT)
     model.to(device)
     output_dir = cfg.OUTPUT_DIR or "."

@@ -68,7 +68,7 @@ class Trainer:
         self.output_dir = Path(cfg.OUTPUT_DIR or ".")
         seed_everything(cfg.SOLVER.SEED)
 
-        self.dataset = load_dataset(cfg, verbose=self.dist.is_main)
+        self.dataset = load_dataset(cfg, verbose=self.dist.is_main, dist=self.dist)
         mask_loader = build_mask_loader(cfg)
         self.train_loader = build_train_loader(
             cfg, self.dataset, mask_loader=mask_loader, rank=self.dist.rank, world_size=self.dist.world_size

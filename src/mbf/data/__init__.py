@@ -1,0 +1,23 @@
+"""Data: dataset readers, image transforms, identity-balanced samplers and loaders."""
+from .datasets import DATASETS, ReIDDataset, build_dataset, parse_name
+from .io import IMAGE_EXTENSIONS, read_image
+from .loaders import ImageSet, build_test_loader, build_train_loader, build_train_sampler
+from .samplers import DistributedRandomIdentitySampler, RandomIdentitySampler
+from .transforms import build_test_transform, build_train_transform
+
+__all__ = [
+    "DATASETS",
+    "IMAGE_EXTENSIONS",
+    "DistributedRandomIdentitySampler",
+    "ImageSet",
+    "RandomIdentitySampler",
+    "ReIDDataset",
+    "build_dataset",
+    "build_test_loader",
+    "build_test_transform",
+    "build_train_loader",
+    "build_train_sampler",
+    "build_train_transform",
+    "parse_name",
+    "read_image",
+]
