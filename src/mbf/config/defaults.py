@@ -86,6 +86,9 @@ _C.INPUT.SIZE_TRAIN = [384, 128]
 _C.INPUT.SIZE_TEST = [384, 128]
 _C.INPUT.PROB = 0.5  # horizontal flip probability
 _C.INPUT.RE_PROB = 0.5  # random erasing probability
+# (new) rectangle draws per image; 1 is the reference (a rejected draw means no erasing,
+# so it erases ~0.8-0.9 x RE_PROB), more draws erase with probability ~RE_PROB
+_C.INPUT.RE_MAX_ATTEMPTS = 1
 _C.INPUT.PIXEL_MEAN = [0.485, 0.456, 0.406]
 _C.INPUT.PIXEL_STD = [0.229, 0.224, 0.225]
 _C.INPUT.PADDING = 10

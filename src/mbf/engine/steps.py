@@ -47,6 +47,7 @@ class MBFStep(nn.Module):
         stride: tuple[int, int],
         erase_prob: float,
         beta: float,
+        erase_attempts: int = 1,
         patch_size: int = 16,
         erase_threshold: float = 0.7,
     ):
@@ -59,6 +60,7 @@ class MBFStep(nn.Module):
         self.num_parts = num_parts
         self.stride = tuple(stride)
         self.erase_prob = erase_prob
+        self.erase_attempts = erase_attempts
         self.beta = beta
         self.patch_size = patch_size
         self.erase_threshold = erase_threshold
@@ -88,7 +90,9 @@ class MBFStep(nn.Module):
             labels_h = keep_salient(labels_h, out_h.salient_idx)
 
             other = pick_other_identity(pid, generator=generator)
-            img_occ, rects = random_erasing(img, self.erase_prob, generator=generator)
+            img_occ, rects = random_erasing(
+                img, self.erase_prob, max_attempts=self.erase_attempts, generator=generator
+            )
             img_occ, covered = background_augmentation(
                 img_occ, img[other], pixels[other], labels_h[other], self.beta, self.stride,
                 patch_size=self.patch_size, generator=generator,

@@ -55,6 +55,7 @@ class Trainer:
         from ..losses import build_criterion
         from ..modeling import build_model
         from ..parsing import HumanParser, build_mask_loader
+        from ..parsing.labels import NUM_PARTS
         from .datasets import load_dataset
 
         self.cfg = cfg
@@ -85,8 +86,8 @@ class Trainer:
                 parser = HumanParser.from_config(cfg).to(self.device)
             stride = tuple(cfg.MODEL.STRIDE_SIZE)
             step: nn.Module = MBFStep(
-                self.model, criterion, parser, num_parts=4, stride=stride,
-                erase_prob=cfg.INPUT.RE_PROB, beta=cfg.MODEL.BETA,
+                self.model, criterion, parser, num_parts=NUM_PARTS, stride=stride,
+                erase_prob=cfg.INPUT.RE_PROB, erase_attempts=cfg.INPUT.RE_MAX_ATTEMPTS, beta=cfg.MODEL.BETA,
             )
         else:
             step = GlobalStep(self.model, criterion)

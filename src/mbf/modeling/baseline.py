@@ -11,12 +11,12 @@ from .converters import (
     read_state_dict,
     reference_transreid_to_ours,
 )
-from .heads import BNNeck
+from .heads import BackboneModel, BNNeck
 from .mbf import MBFOutput
-from .vit import VisionTransformerReID, feature_grid
+from .vit import VisionTransformerReID
 
 
-class TransReIDBaseline(nn.Module):
+class TransReIDBaseline(BackboneModel):
     """Train mode -> MBFOutput(scores=[logits], feats=[CLS feature before BN]);
     eval mode -> the CLS feature after ('after') or before ('before') the BNNeck [B, D]."""
 
@@ -29,19 +29,9 @@ class TransReIDBaseline(nn.Module):
         self.neck_feat = neck_feat
 
     @property
-    def grid_size(self) -> tuple[int, int]:
-        return self.backbone.grid_size
-
-    def feature_grid(self, image_size: tuple[int, int]) -> tuple[int, int]:
-        return feature_grid(tuple(image_size), self.backbone.stride)
-
-    @property
     def descriptor_dim(self) -> int:
         return self.backbone.embed_dim
 
-    @torch.jit.ignore
-    def no_weight_decay(self) -> set[str]:
-        return {f"backbone.{name}" for name in self.backbone.no_weight_decay()}
 
     def forward(self, img: torch.Tensor, label=None, cam_label=None, view_label=None, occluded: bool = False):
         feat = self.backbone.forward_cls(img, cam_label, view_label)

@@ -1,4 +1,4 @@
-"""BNNeck: BatchNorm1d with a frozen bias followed by a bias-free linear ID classifier."""
+"""Pieces shared by the re-ID models: the BNNeck and the backbone-owning base class."""
 from __future__ import annotations
 
 import torch
@@ -6,6 +6,8 @@ from torch import nn
 
 
 class BNNeck(nn.Module):
+    """BatchNorm1d with a frozen zero bias, then a bias-free linear ID classifier."""
+
     def __init__(self, dim: int, num_classes: int):
         super().__init__()
         self.bn = nn.BatchNorm1d(dim)
@@ -18,3 +20,23 @@ class BNNeck(nn.Module):
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         """The normalised feature (call ``classifier`` on it for the ID logits)."""
         return self.bn(feat)
+
+
+class BackboneModel(nn.Module):
+    """A re-ID model built on ``self.backbone`` (a VisionTransformerReID): grid and weight-decay helpers."""
+
+    backbone: nn.Module
+
+    @property
+    def grid_size(self) -> tuple[int, int]:
+        return self.backbone.grid_size
+
+    def feature_grid(self, image_size: tuple[int, int]) -> tuple[int, int]:
+        """(fH, fW) of the patch grid for an image of ``image_size`` (H, W)."""
+        from .vit import feature_grid
+
+        return feature_grid(tuple(image_size), self.backbone.stride)
+
+    @torch.jit.ignore
+    def no_weight_decay(self) -> set[str]:
+        return {f"backbone.{name}" for name in self.backbone.no_weight_decay()}

@@ -21,10 +21,10 @@ from .converters import (
     read_state_dict,
     reference_mbf_to_ours,
 )
-from .heads import BNNeck
+from .heads import BackboneModel, BNNeck
 from .recovery import RecoveryDecoder
 from .separator import ForegroundSeparator
-from .vit import VisionTransformerReID, feature_grid
+from .vit import VisionTransformerReID
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class MBFOutput:
     decoder_feats: list[torch.Tensor] | None = None
 
 
-class MBF(nn.Module):
+class MBF(BackboneModel):
     """MBF on top of a :class:`VisionTransformerReID` backbone.
 
     Args:
@@ -114,20 +114,9 @@ class MBF(nn.Module):
 
     # ------------------------------------------------------------------ helpers
     @property
-    def grid_size(self) -> tuple[int, int]:
-        return self.backbone.grid_size
-
-    def feature_grid(self, image_size: tuple[int, int]) -> tuple[int, int]:
-        """(fH, fW) of the patch grid for an image of ``image_size`` (H, W)."""
-        return feature_grid(tuple(image_size), self.backbone.stride)
-
-    @property
     def descriptor_dim(self) -> int:
         return self.backbone.embed_dim * (1 + self.num_parts * (2 if self.recovery else 1))
 
-    @torch.jit.ignore
-    def no_weight_decay(self) -> set[str]:
-        return {f"backbone.{name}" for name in self.backbone.no_weight_decay()}
 
     # ------------------------------------------------------------------ forward
     def forward(self, img: torch.Tensor, label=None, cam_label=None, view_label=None, occluded: bool = False):
