@@ -176,7 +176,7 @@ class Trainer:
             if not torch.isfinite(out.loss.detach()):
                 terms = ", ".join(f"{k}={float(v):.4g}" for k, v in out.terms.items())
                 raise TrainingError(
-                    f"non-finite loss at epoch {epoch}, iteration {it}/{n_iter}: total={float(out.loss):.4g} "
+                    f"non-finite loss at epoch {epoch}, iteration {it}/{n_iter}: total={float(out.loss.detach()):.4g} "
                     f"({terms}); the last good checkpoint is {self.output_dir / LAST}"
                 )
             self.scaler.scale(out.loss).backward()
@@ -184,7 +184,7 @@ class Trainer:
             self.scaler.update()
 
             n = batch["img"].shape[0]
-            loss_meter.update(float(out.loss), n)
+            loss_meter.update(float(out.loss.detach()), n)
             acc_meter.update(float(out.accuracy), 1)
             for name, value in out.terms.items():
                 term_meters.setdefault(name, Meter()).update(float(value), n)

@@ -1,0 +1,72 @@
+"""Where training part labels come from (HUMAN_PARSING.SOURCE).
+
+- ``hrnet``: none stored; the parser runs on every training batch (the reference's way).
+- ``files``: label PNGs (values 0..4) under HUMAN_PARSING.MASK_DIR that mirror the images:
+  ``MASK_DIR/<image's folder name>/<image stem>.png`` (the synthetic dataset's ground truth,
+  or masks made by another parser).
+- ``cache``: the labels ``mbf parse`` stored, one PNG per training image, in a folder named
+  after the parser checkpoint's content hash (see :mod:`mbf.parsing.cache`).
+
+A mask loader maps an image path to its labels uint8 [H,W] at the image's own resolution;
+the data pipeline then transforms them together with the image.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..errors import ConfigError, DatasetError
+from .labels import NUM_PARTS
+
+SOURCES = ("hrnet", "files", "cache")
+
+
+def read_label_png(path: Path, image_path: str = "") -> np.ndarray:
+    """Labels uint8 [H,W] from a PNG, checked to lie in 0..NUM_PARTS."""
+    if not path.is_file():
+        hint = f" for image {image_path}" if image_path else ""
+        raise DatasetError(f"part-label mask not found: {path}{hint}")
+    try:
+        with Image.open(path) as img:
+            labels = np.asarray(img)
+    except OSError as exc:
+        raise DatasetError(f"cannot read part-label mask {path}: {exc}") from None
+    if labels.ndim != 2:
+        raise DatasetError(f"part-label mask {path} must be a single-channel PNG, got shape {labels.shape}")
+    if labels.size and labels.max() > NUM_PARTS:
+        raise DatasetError(f"part-label mask {path} has label {int(labels.max())}; labels must be 0..{NUM_PARTS}")
+    return labels.astype(np.uint8)
+
+
+class FolderMasks:
+    """``MASK_DIR/<image's folder name>/<image stem>.png``."""
+
+    def __init__(self, mask_dir: str):
+        self.mask_dir = Path(mask_dir)
+
+    def path_for(self, image_path: str) -> Path:
+        image = Path(image_path)
+        return self.mask_dir / image.parent.name / f"{image.stem}.png"
+
+    def __call__(self, image_path: str) -> np.ndarray:
+        return read_label_png(self.path_for(image_path), image_path)
+
+
+def build_mask_loader(cfg):
+    """The configured mask loader, or None when the parser runs online ('hrnet')."""
+    source = str(cfg.HUMAN_PARSING.SOURCE).lower()
+    if source == "hrnet":
+        return None
+    if source == "files":
+        if not cfg.HUMAN_PARSING.MASK_DIR:
+            raise ConfigError("HUMAN_PARSING.SOURCE is 'files' but HUMAN_PARSING.MASK_DIR is empty")
+        if not Path(cfg.HUMAN_PARSING.MASK_DIR).is_dir():
+            raise DatasetError(f"HUMAN_PARSING.MASK_DIR not found: {cfg.HUMAN_PARSING.MASK_DIR}")
+        return FolderMasks(cfg.HUMAN_PARSING.MASK_DIR)
+    if source == "cache":
+        from .cache import ParseCache
+
+        return ParseCache.from_config(cfg).loader()
+    raise ConfigError(f"HUMAN_PARSING.SOURCE must be one of {', '.join(SOURCES)}, got {cfg.HUMAN_PARSING.SOURCE!r}")
