@@ -148,3 +148,25 @@ def test_label_files_are_checked_and_named(tmp_path):
     cfg.HUMAN_PARSING.SOURCE = "magic"
     with pytest.raises(ConfigError, match="hrnet, files, cache"):
         build_mask_loader(cfg)
+
+
+def test_mbf_parse_builds_a_cache_that_training_can_read(tmp_path):
+    from mbf.cli import main
+    from mbf.data.synthetic import generate
+
+    cfg = seed_parser_cfg(tmp_path)
+    generate(tmp_path / "data" / "Synthetic_Occluded", seed=0, num_ids=4, num_distractor_ids=0, num_cameras=2,
+             height=64, width=32, train_images_per_id=2, query_images_per_id=1, gallery_images_per_id=2)
+    extra = tmp_path / "extra.yml"
+    extra.write_text("HUMAN_PARSING:\n  EXTRA:\n" + "".join(
+        f"    {k}: {v}\n" for k, v in TINY_EXTRA.items()))
+    opts = ["DATASETS.NAMES", "synthetic_occ", "DATASETS.ROOT_DIR", str(tmp_path / "data"), "MODEL.DEVICE", "cpu",
+            "HUMAN_PARSING.MODEL_FILE", cfg.HUMAN_PARSING.MODEL_FILE, "HUMAN_PARSING.IMAGE_SIZE", "[32, 96]",
+            "HUMAN_PARSING.CACHE_DIR", str(tmp_path / "cache"), "HUMAN_PARSING.SOURCE", "cache"]
+    assert main(["parse", "--config_file", str(extra), *opts]) == 0
+    from mbf.config import load_config
+    from mbf.data import build_dataset
+
+    loader = build_mask_loader(load_config(extra, opts))
+    for path, *_ in build_dataset("synthetic_occ", str(tmp_path / "data"), verbose=False).train:
+        assert loader(path).shape == (64, 32)

@@ -170,3 +170,4 @@ _C.HUMAN_PARSING.NUM_CLASSES = 10
 _C.HUMAN_PARSING.SOURCE = "hrnet"
 _C.HUMAN_PARSING.CACHE_DIR = ""  # (new) '' -> OUTPUT_DIR/parse_cache
 _C.HUMAN_PARSING.MASK_DIR = ""  # (new) folder of label PNGs for SOURCE 'files'
+_C.HUMAN_PARSING.BATCH_SIZE = 32  # (new) images per parser call of `mbf parse`

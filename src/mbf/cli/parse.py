@@ -1,0 +1,35 @@
+"""``mbf parse``: run the human parser once over the training images and store the labels."""
+from __future__ import annotations
+
+import logging
+
+from . import add_config_arguments
+
+HELP = "build the parse cache: mbf parse --config_file F (then train with HUMAN_PARSING.SOURCE cache)"
+
+log = logging.getLogger("mbf.parse")
+
+
+def add_arguments(parser) -> None:
+    add_config_arguments(parser)
+
+
+def run(args) -> int:
+    from ..config import load_config
+    from ..engine.datasets import load_dataset
+    from ..engine.runtime import resolve_device, setup_logging
+    from ..parsing import HumanParser, ParseCache, parse_images
+
+    cfg = load_config(args.config_file, args.opts)
+    setup_logging(True)
+    device = resolve_device(cfg.MODEL.DEVICE, cfg.MODEL.DEVICE_ID)
+    parser = HumanParser.from_config(cfg).to(device)
+    cache = ParseCache.from_config(cfg)
+    dataset = load_dataset(cfg)
+    cache.write_manifest(cfg.HUMAN_PARSING.MODEL_FILE, parser.input_size)
+    paths = [path for path, *_ in dataset.train]
+    done = parse_images(parser, cache, paths, cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD,
+                        cfg.HUMAN_PARSING.BATCH_SIZE, device)
+    log.info("parse cache %s: %d images parsed now, %d in all; train with HUMAN_PARSING.SOURCE cache "
+             "HUMAN_PARSING.CACHE_DIR %s", cache.folder, done, len(paths), cache.base)
+    return 0
