@@ -60,7 +60,9 @@ def test_root_shims_accept_the_seed_readme_form(script, tmp_path):
     )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert proc.stderr.strip().count("\n") == 0  # one line
+    first, *rest = proc.stderr.strip().splitlines()
+    assert first.startswith(f"mbf {script[:-3]}: error: ")  # one message; any further lines are its indented detail
+    assert all(line.startswith("  ") for line in rest)
 
 
 def test_mbf_help_lists_subcommands():

@@ -20,7 +20,8 @@ def test_market_drops_junk_keeps_distractors_and_relabels_in_pid_order(market_ro
     assert (ds.num_train_pids, ds.num_train_cams, ds.num_train_vids) == (3, 5, 1)
 
 
-def test_statistics_table_is_logged(market_root, caplog):
+def test_statistics_table_is_logged(market_root, caplog, monkeypatch):
+    monkeypatch.setattr(logging.getLogger("mbf"), "propagate", True)  # a CLI run may have turned it off
     with caplog.at_level(logging.INFO, logger="mbf"):
         build_dataset("market1501", str(market_root))
     text = caplog.text

@@ -141,9 +141,10 @@ _C.SOLVER.RESUME = False  # (new) continue from OUTPUT_DIR/last.pth
 _C.TEST = CN()
 _C.TEST.IMS_PER_BATCH = 128
 _C.TEST.RE_RANKING = False
-_C.TEST.RE_RANKING_K1 = 20  # (new)
-_C.TEST.RE_RANKING_K2 = 6  # (new)
-_C.TEST.RE_RANKING_LAMBDA = 0.3  # (new)
+# (new) k-reciprocal re-ranking parameters; the reference's evaluator uses k1=50, k2=15, lambda=0.3
+_C.TEST.RE_RANKING_K1 = 50
+_C.TEST.RE_RANKING_K2 = 15
+_C.TEST.RE_RANKING_LAMBDA = 0.3
 _C.TEST.WEIGHT = ""
 _C.TEST.NECK_FEAT = "after"
 _C.TEST.FEAT_NORM = "yes"

@@ -133,9 +133,9 @@ def parse_name(path: Path, num_cameras: int) -> tuple[int, int]:
 
 
 def _expected_tree(name: str, root: Path, spec: DatasetSpec) -> str:
-    lines = [f"{root}/"]
+    lines = [f"  {root}/"]
     for split in spec.folders().values():
-        lines.append(f"  {split.folder}/   ({', '.join(split.extensions)} files named <pid>_c<camera>...)")
+        lines.append(f"    {split.folder}/   ({', '.join(split.extensions)} files named <pid>_c<camera>...)")
     return "\n".join(lines)
 
 

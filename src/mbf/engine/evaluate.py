@@ -35,7 +35,8 @@ def run_test(cfg, config_file: str = ""):
     path = write_results(output_dir, result, config_file, cfg.TEST.WEIGHT)
     log.info("results written to %s", path)
     if cfg.TEST.VISUALIZE:
-        from .report import write_retrieval_picture
+        from .report import write_part_masks_picture, write_retrieval_picture
 
-        write_retrieval_picture(Path(output_dir) / "retrieval.png", dataset, result, features)
+        write_retrieval_picture(Path(output_dir) / "retrieval.png", result)
+        write_part_masks_picture(Path(output_dir) / "part_masks.png", cfg, model, dataset.query, device)
     return result

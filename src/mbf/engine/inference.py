@@ -75,20 +75,25 @@ def evaluate_model(cfg, model: nn.Module, dataset, device: torch.device, progres
     return evaluator.compute(), features
 
 
+def _rank(result, r: int) -> float:
+    """CMC at rank r (a gallery smaller than r has found everything it can by its last rank)."""
+    return float(result.cmc[min(r, len(result.cmc)) - 1])
+
+
 def log_metrics(logger: logging.Logger, result, header: str) -> None:
     """The reference's console lines: mAP then CMC rank-1/5/10."""
     logger.info(header)
     logger.info("mAP: {:.1%}".format(result.mAP))
     for r in (1, 5, 10):
-        logger.info("CMC curve, Rank-{:<3}:{:.1%}".format(r, float(result.cmc[r - 1])))
+        logger.info("CMC curve, Rank-{:<3}:{:.1%}".format(r, _rank(result, r)))
 
 
 def write_results(output_dir: str, result, config_file: str, weights: str, extra: dict | None = None) -> Path:
     """``OUTPUT_DIR/results.json`` with rank1/5/10 and mAP as fractions."""
     payload = {
-        "rank1": float(result.cmc[0]),
-        "rank5": float(result.cmc[4]),
-        "rank10": float(result.cmc[9]),
+        "rank1": _rank(result, 1),
+        "rank5": _rank(result, 5),
+        "rank10": _rank(result, 10),
         "mAP": float(result.mAP),
         "config": os.path.basename(config_file) if config_file else "",
         "config_file": config_file or "",

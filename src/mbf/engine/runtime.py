@@ -43,6 +43,18 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stdout`` is at the time of the record (it may be swapped later)."""
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def setup_logging(main_process: bool = True) -> logging.Logger:
     """Console lines like the reference's on the main process.
 
@@ -58,7 +70,7 @@ def setup_logging(main_process: bool = True) -> logging.Logger:
     if not main_process:
         logger.addHandler(logging.NullHandler())
         return logger
-    console = logging.StreamHandler(sys.stdout)
+    console = _StdoutHandler()
     console.setFormatter(_FORMAT)
     logger.addHandler(console)
     logger.addHandler(logging.handlers.MemoryHandler(capacity=100_000, flushLevel=logging.CRITICAL + 1))

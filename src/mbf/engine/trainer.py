@@ -165,8 +165,9 @@ class Trainer:
         term_meters: dict[str, Meter] = {}
         start = time.time()
         n_iter = len(self.train_loader)
-        bar = tqdm(self.train_loader, total=n_iter, desc=f"epoch {epoch}", disable=not self.dist.is_main,
-                   leave=False, dynamic_ncols=True)
+        hide = None if self.dist.is_main else True  # None: a bar only on a terminal, never in log files
+        bar = tqdm(self.train_loader, total=n_iter, desc=f"epoch {epoch}", disable=hide, leave=False,
+                   dynamic_ncols=True)
         lr = self.optimizer.param_groups[0]["lr"]
         for it, batch in enumerate(bar, start=1):
             batch = self._to_device(batch)
@@ -187,7 +188,7 @@ class Trainer:
             loss_meter.update(float(out.loss.detach()), n)
             acc_meter.update(float(out.accuracy), 1)
             for name, value in out.terms.items():
-                term_meters.setdefault(name, Meter()).update(float(value), n)
+                term_meters.setdefault(name, Meter()).update(float(value.detach()), n)
             bar.set_postfix(loss=f"{loss_meter.avg:.3f}", acc=f"{acc_meter.avg:.3f}")
             if it % cfg.SOLVER.LOG_PERIOD == 0 or it == n_iter:
                 log.info(
@@ -253,10 +254,10 @@ class Trainer:
         return result
 
     def _pictures(self, result, features) -> None:
-        from .report import plot_training_curve
+        from .report import plot_training_curve, write_part_masks_picture, write_retrieval_picture
 
         plot_training_curve(self.history, self.output_dir / "training_curve.png")
         if self.cfg.TEST.VISUALIZE or self.cfg.DATASETS.NAMES == "synthetic_occ":
-            from .report import write_retrieval_picture
-
-            write_retrieval_picture(self.output_dir / "retrieval.png", self.dataset, result, features)
+            write_retrieval_picture(self.output_dir / "retrieval.png", result)
+            write_part_masks_picture(self.output_dir / "part_masks.png", self.cfg, unwrap(self.model),
+                                     self.dataset.query, self.device)

@@ -176,6 +176,12 @@ class MBF(BackboneModel):
             out.decoder_feats = [f / k for f in bn_rec]
         return out
 
+    @torch.no_grad()
+    def part_probabilities(self, img: torch.Tensor, cam_label=None, view_label=None) -> torch.Tensor:
+        """Per-patch probabilities of background and the K parts [B, K+1, fH, fW] (for pictures)."""
+        tokens, _ = self.backbone.forward_features(img, cam_label, view_label, salient=False)
+        return self.separator.probabilities(tokens[:, 1:], self.grid_size)
+
     # ------------------------------------------------------------------ weights
     def load_imagenet(self, source) -> None:
         """Load timm/jx ViT or DeiT ImageNet weights into the backbone, then re-seed the part
