@@ -2,7 +2,7 @@
 baseline, weight converters and ``build_model``."""
 
 from .baseline import TransReIDBaseline
-from .build import build_backbone, build_model
+from .build import build_backbone, build_model, build_model_from_checkpoint
 from .converters import (
     imagenet_to_backbone,
     load_strict,
@@ -17,7 +17,7 @@ from .separator import ForegroundSeparator, PatchClassifier
 from .vit import BACKBONES, BackboneSpec, VisionTransformerReID, backbone_spec, feature_grid
 
 __all__ = [
-    "build_model", "build_backbone", "MBF", "MBFOutput", "TransReIDBaseline", "VisionTransformerReID",
+    "build_model", "build_model_from_checkpoint", "build_backbone", "MBF", "MBFOutput", "TransReIDBaseline", "VisionTransformerReID",
     "BACKBONES", "BackboneSpec", "backbone_spec", "feature_grid", "ForegroundSeparator", "PatchClassifier",
     "RecoveryDecoder", "BNNeck", "read_state_dict", "load_strict", "imagenet_to_backbone",
     "reference_mbf_to_ours", "reference_transreid_to_ours",

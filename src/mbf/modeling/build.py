@@ -5,8 +5,9 @@ import logging
 
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError
 from .baseline import TransReIDBaseline
+from .converters import is_reference_format, read_state_dict, reference_mbf_to_ours, reference_transreid_to_ours
 from .mbf import MBF
 from .vit import VisionTransformerReID, backbone_spec
 
@@ -17,10 +18,8 @@ PRETRAIN_CHOICES = ("imagenet", "self", "finetune", "none")
 
 
 def _num_parts() -> int:
-    try:
-        from ..parsing.labels import NUM_PARTS
-    except ModuleNotFoundError:  # the label convention module is the parsing package's
-        return 4
+    from ..parsing.labels import NUM_PARTS
+
     return NUM_PARTS
 
 
@@ -115,4 +114,28 @@ def build_model(cfg, num_classes: int, camera_num: int, view_num: int, pretraine
             raise ConfigError(f"MODEL.PRETRAIN_CHOICE is {choice!r} but MODEL.PRETRAIN_PATH is empty")
         model.load_param(m.PRETRAIN_PATH)
         log.info("loaded model weights from %s", m.PRETRAIN_PATH)
+    return model
+
+
+def build_model_from_checkpoint(cfg, weights) -> nn.Module:
+    """The configured model sized for a trained checkpoint, with its weights loaded.
+
+    The number of identities and cameras are read from the checkpoint's classifier and SIE
+    table, so descriptors can be extracted without the training dataset at hand.
+    """
+    state = read_state_dict(weights, "model weights")
+    if is_reference_format(state):
+        state = reference_mbf_to_ours(state) if cfg.MODEL.NAME == "transformer" else reference_transreid_to_ours(state)
+    classifier = state.get("neck.classifier.weight")
+    if classifier is None:
+        raise CheckpointError(f"{weights}: no identity classifier (neck.classifier.weight); is it a model checkpoint?")
+    sie = state.get("backbone.sie_embed")
+    rows = int(sie.shape[0]) if sie is not None else 0
+    if cfg.MODEL.SIE_CAMERA and cfg.MODEL.SIE_VIEW and rows:
+        raise ConfigError("with both MODEL.SIE_CAMERA and MODEL.SIE_VIEW the camera count cannot be read from the "
+                          "checkpoint; evaluate with `mbf test` on the dataset instead")
+    cameras = rows if cfg.MODEL.SIE_CAMERA else 1
+    views = rows if cfg.MODEL.SIE_VIEW else 1
+    model = build_model(cfg, int(classifier.shape[0]), max(cameras, 1), max(views, 1), pretrained=False)
+    model.load_param(state)
     return model
