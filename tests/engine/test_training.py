@@ -101,3 +101,30 @@ def test_two_gloo_processes_hold_identical_weights_after_training(tiny_opts, tmp
     assert_same_state(rank0["after"], rank1["after"])
     moved = [k for k in rank0["after"] if not torch.equal(rank0["after"][k], rank0["before"][k])]
     assert len(moved) > len(rank0["after"]) // 2  # training really changed the weights
+
+
+def test_a_non_finite_loss_stops_training_naming_the_step_and_terms(tiny_cfg):
+    import pytest
+
+    from mbf.errors import TrainingError
+
+    cfg = tiny_cfg(epochs=2, output="nan")
+    trainer = Trainer(cfg, config_file=TINY_CONFIG)
+    trainer.train_epoch(1)
+    trainer._save(1)
+    good = load_file(Path(cfg.OUTPUT_DIR) / "last.pth", weights_only=False)["model"]
+    class Poisoned(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *args):
+            loss, terms = self.inner(*args)
+            return loss * float("nan"), terms
+
+    trainer.step.criterion = Poisoned(trainer.step.criterion)
+    with pytest.raises(TrainingError, match=r"non-finite loss at epoch 2, iteration 1/\d+.*reid_holistic="):
+        trainer.train_epoch(2)
+    kept = load_file(Path(cfg.OUTPUT_DIR) / "last.pth", weights_only=False)
+    assert kept["epoch"] == 1
+    assert_same_state(kept["model"], good)

@@ -175,7 +175,7 @@ class Trainer:
             with torch.autocast("cuda", dtype=torch.float16, enabled=self.use_amp):
                 out = self.step(batch, generator)
             if not torch.isfinite(out.loss.detach()):
-                terms = ", ".join(f"{k}={float(v):.4g}" for k, v in out.terms.items())
+                terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in out.terms.items())
                 raise TrainingError(
                     f"non-finite loss at epoch {epoch}, iteration {it}/{n_iter}: total={float(out.loss.detach()):.4g} "
                     f"({terms}); the last good checkpoint is {self.output_dir / LAST}"
