@@ -99,3 +99,18 @@ def test_test_loader_keeps_query_then_gallery_order(market_root):
     items = dataset.query + dataset.gallery
     paths = [p for batch in build_test_loader(cfg, items) for p in batch["path"]]
     assert paths == [p for p, *_ in items]
+
+
+def test_an_unreadable_image_in_a_worker_process_is_reported_in_one_line(market_root):
+    from mbf.cli import user_message
+
+    cfg = small_cfg()
+    cfg.DATALOADER.NUM_WORKERS = 1
+    dataset = build_dataset("market1501", str(market_root), verbose=False)
+    broken = dataset.query[0][0]
+    with open(broken, "wb") as fh:
+        fh.write(b"\xff\xd8 not really a jpeg")
+    with pytest.raises(DatasetError) as err:
+        list(build_test_loader(cfg, dataset.query))
+    message = user_message(err.value)
+    assert message.startswith("cannot read image") and broken in message and "\n" not in message

@@ -55,11 +55,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except MBFError as exc:
-        print(f"mbf {args.command}: error: {exc}", file=sys.stderr)
+        print(f"mbf {args.command}: error: {user_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"mbf {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def user_message(exc: BaseException) -> str:
+    """The error's own message, also when a DataLoader worker re-raised it with its traceback."""
+    text = str(exc)
+    if "\nOriginal Traceback" in text:  # torch.utils.data wraps worker errors this way
+        last = text.rstrip().splitlines()[-1]
+        prefix = f"{type(exc).__module__}.{type(exc).__name__}: "
+        text = last[len(prefix):] if last.startswith(prefix) else last
+    return text
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
