@@ -99,7 +99,50 @@ def write_image(path, seed=0, size=(64, 32)):
     return str(path)
 
 
-def test_cache_round_trip_equals_parsing_the_flipped_image(tmp_path):
+def informative(parser: HumanParser) -> HumanParser:
+    """A random parser whose labels vary over the image (a fresh one predicts one class everywhere)."""
+    with torch.no_grad():
+        head = parser.net.last_layer[-1]
+        head.weight.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(1))
+        head.bias.zero_()
+    return parser
+
+
+@pytest.mark.parametrize("geometry", ["flip", "pad", "crop"])
+def test_cache_round_trip_equals_transforming_the_parsed_labels(tmp_path, geometry):
+    """parse -> store -> load -> transform with the image == transform the labels parsed in memory."""
+    from mbf.data.synthetic import generate
+
+    cfg = seed_parser_cfg(tmp_path)
+    generate(tmp_path / "data" / "Synthetic_Occluded", seed=0, num_ids=4, num_distractor_ids=0, num_cameras=2,
+             height=64, width=32, train_images_per_id=2, query_images_per_id=1, gallery_images_per_id=2)
+    cfg.DATASETS.ROOT_DIR = str(tmp_path / "data")
+    cfg.HUMAN_PARSING.CACHE_DIR = str(tmp_path / "cache")
+    cfg.HUMAN_PARSING.SOURCE = "cache"
+    paths = sorted(str(p) for p in (tmp_path / "data" / "Synthetic_Occluded" / "bounding_box_train").glob("*.jpg"))
+    parser = informative(HumanParser.from_config(cfg))
+    cache = ParseCache.from_config(cfg)
+    cache.write_manifest(cfg.HUMAN_PARSING.MODEL_FILE, parser.input_size)
+    mean, std = cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD
+    parse_images(parser, cache, paths, mean, std, 3, torch.device("cpu"), progress=False)
+    loader = build_mask_loader(cfg)
+    to_tensor = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
+    geometry_step = {"flip": v2.RandomHorizontalFlip(p=1.0), "pad": v2.Pad(5), "crop": v2.RandomCrop((48, 24))}
+    transform = v2.Compose([geometry_step[geometry]])
+    seen_labels = set()
+    for path in paths:
+        img = Image.open(path).convert("RGB")
+        direct = parser(to_tensor(img)[None])[0]
+        seen_labels |= set(direct.unique().tolist())
+        torch.manual_seed(3)
+        _, from_cache = transform(img, tv_tensors.Mask(torch.from_numpy(loader(path)).long()))
+        torch.manual_seed(3)
+        _, from_memory = transform(img, tv_tensors.Mask(direct))
+        assert torch.equal(from_cache.as_subclass(torch.Tensor), from_memory.as_subclass(torch.Tensor))
+    assert len(seen_labels) > 1  # the labels are not trivially all background
+
+
+def test_parse_cache_resumes(tmp_path):
     cfg = seed_parser_cfg(tmp_path)
     cfg.DATASETS.ROOT_DIR = str(tmp_path / "data")
     cfg.HUMAN_PARSING.CACHE_DIR = str(tmp_path / "cache")
@@ -112,15 +155,8 @@ def test_cache_round_trip_equals_parsing_the_flipped_image(tmp_path):
     cache.write_manifest(cfg.HUMAN_PARSING.MODEL_FILE, parser.input_size)
     mean, std = cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD
     assert parse_images(parser, cache, paths[:2], mean, std, 2, torch.device("cpu"), progress=False) == 2
-    assert parse_images(parser, cache, paths, mean, std, 2, torch.device("cpu"), progress=False) == 1  # resumes
-    loader = build_mask_loader(cfg)
-    to_tensor = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
-    flip = v2.RandomHorizontalFlip(p=1.0)
-    for path in paths:
-        img = Image.open(path)
-        _, mask = flip(img, tv_tensors.Mask(torch.from_numpy(loader(path)).long()))
-        direct = parser(to_tensor(flip(img))[None])[0]
-        assert torch.equal(mask.as_subclass(torch.Tensor), direct)
+    assert parse_images(parser, cache, paths, mean, std, 2, torch.device("cpu"), progress=False) == 1
+    assert all(build_mask_loader(cfg)(p).shape == (64, 32) for p in paths)
 
 
 def test_cache_of_another_parser_says_how_to_rebuild(tmp_path):
