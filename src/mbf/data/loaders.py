@@ -47,8 +47,10 @@ class ImageSet(Dataset):
             return sample
         labels = np.asarray(self.mask_loader(path))
         if labels.shape != (img.height, img.width):
+            where = getattr(self.mask_loader, "path_for", None)
+            source = f" ({where(path)})" if where else ""
             raise DatasetError(
-                f"part-label mask of {path} is {labels.shape[1] if labels.ndim > 1 else '?'}x{labels.shape[0]} "
+                f"part-label mask{source} of {path} is {labels.shape[1] if labels.ndim > 1 else '?'}x{labels.shape[0]} "
                 f"(width x height); the image is {img.width}x{img.height}"
             )
         img, mask = self.transform(img, tv_tensors.Mask(torch.from_numpy(labels.astype(np.int64))))
