@@ -94,7 +94,7 @@ def main() -> None:
                  query_images_per_id=1, gallery_images_per_id=2)
         originals = [read_image(p) for p in sorted((Path(tmp) / "syn" / "bounding_box_train").glob("*.jpg"))[:8]]
     for i, original in enumerate(originals):
-        x0 = (torch.from_numpy(np.asarray(original)).permute(2, 0, 1).float() / 255 - mean) / std
+        x0 = (torch.from_numpy(np.array(original)).permute(2, 0, 1).float() / 255 - mean) / std
         cached = small(x0[None])[0].numpy().astype(np.uint8)
         torch.manual_seed(i)
         img, mask = transform(original, tv_tensors.Mask(torch.from_numpy(cached).long()))
