@@ -128,3 +128,17 @@ def test_a_non_finite_loss_stops_training_naming_the_step_and_terms(tiny_cfg):
     kept = load_file(Path(cfg.OUTPUT_DIR) / "last.pth", weights_only=False)
     assert kept["epoch"] == 1
     assert_same_state(kept["model"], good)
+
+
+def test_the_global_baseline_trains_with_random_erasing_and_has_no_part_picture(tiny_cfg):
+    cfg = tiny_cfg(epochs=1, extra=["MODEL.NAME", "transreid", "INPUT.RE_PROB", "1.0"], output="baseline")
+    trainer = Trainer(cfg, config_file=TINY_CONFIG)
+    seen = []
+    trainer.step.model.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+    batch = next(iter(trainer.train_loader))
+    trainer.step(batch)
+    assert not torch.equal(seen[0], batch["img"])  # the image the model saw was erased
+    trainer.fit()
+    out = Path(cfg.OUTPUT_DIR)
+    assert (out / "results.json").is_file() and (out / "retrieval.png").is_file()
+    assert not (out / "part_masks.png").exists()

@@ -110,15 +110,22 @@ class MBFStep(nn.Module):
 
 
 class GlobalStep(nn.Module):
-    """Training step of the global-feature baseline: one pass, ID + triplet on the CLS feature."""
+    """Training step of the global-feature baseline (TransReID-style): random erasing, one pass,
+    ID + triplet on the CLS feature."""
 
-    def __init__(self, model: nn.Module, criterion):
+    def __init__(self, model: nn.Module, criterion, erase_prob: float = 0.0, erase_attempts: int = 1):
         super().__init__()
         self.model = model
         self.criterion = criterion
+        self.erase_prob = erase_prob
+        self.erase_attempts = erase_attempts
 
     def forward(self, batch: dict, generator: torch.Generator | None = None) -> StepOutput:
         pid = batch["pid"]
-        out = self.model(batch["img"], label=pid, cam_label=batch["camid"], view_label=batch["viewid"])
+        img = batch["img"]
+        if self.erase_prob > 0:
+            with torch.no_grad():
+                img, _ = random_erasing(img, self.erase_prob, max_attempts=self.erase_attempts, generator=generator)
+        out = self.model(img, label=pid, cam_label=batch["camid"], view_label=batch["viewid"])
         loss, terms = self.criterion(out, None, pid, None, None)
         return StepOutput(loss, terms, _accuracy(out.scores[0], pid))

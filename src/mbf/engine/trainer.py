@@ -90,7 +90,7 @@ class Trainer:
                 erase_prob=cfg.INPUT.RE_PROB, erase_attempts=cfg.INPUT.RE_MAX_ATTEMPTS, beta=cfg.MODEL.BETA,
             )
         else:
-            step = GlobalStep(self.model, criterion)
+            step = GlobalStep(self.model, criterion, cfg.INPUT.RE_PROB, cfg.INPUT.RE_MAX_ATTEMPTS)
         self.step = step
         if self.dist.enabled:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
