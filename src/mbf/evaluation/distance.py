@@ -20,7 +20,7 @@ DEFAULT_CHUNK = 4096
 
 def as_float_tensor(x, name: str) -> torch.Tensor:
     """NumPy array or tensor -> floating tensor (half precision is promoted to float32)."""
-    t = torch.as_tensor(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else torch.as_tensor(x)
+    t = torch.as_tensor(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else torch.as_tensor(x).detach()
     if not t.is_floating_point():
         t = t.float()
     elif t.dtype in (torch.float16, torch.bfloat16):
@@ -42,21 +42,37 @@ def _prepare(qf, gf) -> tuple[torch.Tensor, torch.Tensor]:
     return qf.to(dtype), gf.to(device=qf.device, dtype=dtype)
 
 
+def squared_norms(x: torch.Tensor, rows: int = 512) -> torch.Tensor:
+    """Row-wise sum of squares, a block of rows at a time (no temporary copy of all of ``x``)."""
+    out = torch.empty(x.shape[0], dtype=x.dtype, device=x.device)
+    for s in range(0, x.shape[0], rows):
+        torch.sum(x[s : s + rows].pow(2), dim=1, out=out[s : s + rows])
+    return out
+
+
 def _distance_into(out: torch.Tensor, q: torch.Tensor, g_sq: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     """out = |q|^2 + |g|^2, then -2 q.g added by the matrix product itself (no extra pass)."""
-    torch.add(q.pow(2).sum(dim=1, keepdim=True), g_sq, out=out)
+    torch.add(squared_norms(q).unsqueeze(1), g_sq, out=out)
     return out.addmm_(q, gt, beta=1, alpha=-2)
 
 
-def iter_distance_blocks(qf, gf, chunk: int = DEFAULT_CHUNK) -> Iterator[tuple[int, torch.Tensor]]:
+def _chunk(chunk: int | None) -> int:
+    if chunk is None:
+        return DEFAULT_CHUNK
+    if int(chunk) < 1:
+        raise InputError(f"distance chunk must be a positive number of queries, got {chunk}")
+    return int(chunk)
+
+
+def iter_distance_blocks(qf, gf, chunk: int | None = DEFAULT_CHUNK) -> Iterator[tuple[int, torch.Tensor]]:
     """Yield ``(start, block)`` with ``block = dist(qf[start:start+chunk], gf)``, [c, num_gallery].
 
     One buffer is reused for every block (copy a block to keep it), so memory stays at
     ``chunk x num_gallery`` however many queries there are.
     """
     qf, gf = _prepare(qf, gf)
-    chunk = max(1, int(chunk))
-    g_sq = gf.pow(2).sum(dim=1)
+    chunk = _chunk(chunk)
+    g_sq = squared_norms(gf)
     gt = gf.t()
     buffer = torch.empty(min(chunk, qf.shape[0]), gf.shape[0], dtype=qf.dtype, device=qf.device)
     for start in range(0, qf.shape[0], chunk):
@@ -64,14 +80,15 @@ def iter_distance_blocks(qf, gf, chunk: int = DEFAULT_CHUNK) -> Iterator[tuple[i
         yield start, _distance_into(buffer[: q.shape[0]], q, g_sq, gt)
 
 
-def euclidean_distance(qf, gf, chunk: int = DEFAULT_CHUNK) -> torch.Tensor:
+def euclidean_distance(qf, gf, chunk: int | None = DEFAULT_CHUNK) -> torch.Tensor:
     """Squared Euclidean distance matrix [num_query, num_gallery] on the features' device.
 
-    Accepts tensors or NumPy arrays; ``chunk`` queries go through each matrix product.
+    Accepts tensors or NumPy arrays; ``chunk`` queries (None: a default) go through each
+    matrix product, so the working memory beyond the output stays at one block.
     """
     qf, gf = _prepare(qf, gf)
-    chunk = max(1, int(chunk))
-    g_sq = gf.pow(2).sum(dim=1)
+    chunk = _chunk(chunk)
+    g_sq = squared_norms(gf)
     gt = gf.t()
     out = torch.empty(qf.shape[0], gf.shape[0], dtype=qf.dtype, device=qf.device)
     for start in range(0, qf.shape[0], chunk):

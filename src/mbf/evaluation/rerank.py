@@ -7,12 +7,15 @@ k-reciprocal neighbourhoods, encoded as sparse weight vectors V.
 
 Numerics follow the common implementation (the one the MBF reference ships): V is stored in
 float16, its query expansion is a float32 mean rounded to float16, and the Jaccard overlap is
-summed in float16, one neighbour column after another. :func:`re_ranking` reproduces those
-roundings exactly, so its distances (and the CMC/mAP they give) match that code.
+summed in float16, one neighbour column after another. Final distances are quantised by
+float16 steps of up to 5e-4, so matching that code within 1e-4 means reproducing those
+roundings exactly, which :func:`re_ranking` does on the CPU (on CUDA, ``exp`` may differ in
+the last bit and flip a rare float16 rounding).
 
 :func:`re_ranking` is the memory-light version: the all-pairs distances are computed once in
-blocks using their symmetry, each row keeps only its nearest neighbours (top-k, no full sort),
-V is sparse and Jaccard distances are formed for query-gallery pairs only.
+square blocks of the upper triangle (each block serves its rows and, transposed, its
+columns), each row keeps only its nearest neighbours (top-k, no full sort), V is sparse,
+and Jaccard distances are formed for query-gallery pairs only, column by column.
 :func:`re_ranking_reference` is the straightforward dense algorithm (O(N^2) memory), kept as
 the tests' oracle and the benchmark's baseline.
 """
@@ -24,7 +27,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from .distance import as_float_tensor
+from .distance import as_float_tensor, squared_norms
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +44,12 @@ def _check_params(k1: int, k2: int, lambda_value: float) -> None:
 def _features(qf, gf) -> tuple[torch.Tensor, torch.Tensor]:
     qf, gf = as_float_tensor(qf, "qf").float(), as_float_tensor(gf, "gf").float()
     if qf.dim() != 2 or gf.dim() != 2 or qf.shape[1] != gf.shape[1]:
-        raise InputError(f"re-ranking needs features [N, D] of equal width; got {tuple(qf.shape)} and {tuple(gf.shape)}")
+        raise InputError(f"re-ranking needs features [N, D] of equal width; "
+                         f"got {tuple(qf.shape)} and {tuple(gf.shape)}")
     if qf.shape[0] == 0 or gf.shape[0] == 0:
         raise InputError(f"re-ranking needs a non-empty query and gallery; got {qf.shape[0]} and {gf.shape[0]}")
+    if not (torch.isfinite(qf).all() and torch.isfinite(gf).all()):
+        raise InputError("re-ranking got features with NaN or inf values")
     return qf, gf.to(qf.device)
 
 
@@ -73,7 +79,7 @@ def re_ranking_reference(qf, gf, k1: int = 20, k2: int = 6, lambda_value: float 
     n = dist.shape[0]
     # column i scaled by its maximum, then transposed: row i holds d(., i) / max d(., i)
     dist = np.transpose(dist / np.max(dist, axis=0))
-    rank = np.argsort(dist, axis=1).astype(np.int32)
+    rank = np.argsort(dist, axis=1, kind="stable").astype(np.int32)  # ties by index, as re_ranking
     half = _half_k(k1)
 
     weights = np.zeros((n, n), dtype=np.float16)
@@ -156,7 +162,8 @@ def _segment_sums(x: torch.Tensor, starts: torch.Tensor, lengths: torch.Tensor) 
         more = (g < groups).unsqueeze(1)
         nxt = torch.stack([at(8 * g + j) for j in range(8)], dim=1)
         lanes = torch.where(more, lanes + nxt, lanes)
-    tree = ((lanes[:, 0] + lanes[:, 1]) + (lanes[:, 2] + lanes[:, 3])) + ((lanes[:, 4] + lanes[:, 5]) + (lanes[:, 6] + lanes[:, 7]))
+    tree = (((lanes[:, 0] + lanes[:, 1]) + (lanes[:, 2] + lanes[:, 3]))
+            + ((lanes[:, 4] + lanes[:, 5]) + (lanes[:, 6] + lanes[:, 7])))
     tail_start = groups * 8
     for t in range(7):
         tree = torch.where(t < sl - tail_start, tree + x[torch.clamp(ss + tail_start + t, max=last)], tree)
@@ -173,8 +180,9 @@ class _Neighbours:
 
     def __init__(self, feats: torch.Tensor, k: int, block: int, num_query: int):
         n, device = feats.shape[0], feats.device
-        k = min(k, n)
-        sq = feats.pow(2).sum(dim=1)
+        # a few spare candidates, so ties created by the scaling below are ordered like a full sort
+        k_out, k = min(k, n), min(k + 4, n)
+        sq = squared_norms(feats)
         best_d = torch.full((n, k), float("inf"), device=device)
         best_i = torch.zeros((n, k), dtype=torch.long, device=device)
         row_max = torch.full((n,), float("-inf"), device=device)
@@ -197,11 +205,16 @@ class _Neighbours:
             if r0 < q1 and g0 < c1:
                 self.query_gallery[r0:q1, g0 - num_query : c1 - num_query] = dist[: q1 - r0, g0 - c0 :]
 
-        buffer = torch.empty(min(block, n), min(block, n), device=device)
-        for r0 in range(0, n, block):
-            r1 = min(r0 + block, n)
-            for c0 in range(r0, n, block):
-                c1 = min(c0 + block, n)
+        # block edges; a last block of fewer than 16 items joins the one before it, because BLAS
+        # rounds products with a side that small differently from the all-pairs product
+        edges = list(range(0, n, block))
+        if len(edges) > 1 and n - edges[-1] < 16:
+            edges.pop()
+        edges.append(n)
+        side = max(b - a for a, b in zip(edges, edges[1:]))
+        buffer = torch.empty(side, side, device=device)
+        for bi, (r0, r1) in enumerate(zip(edges, edges[1:])):
+            for c0, c1 in zip(edges[bi:], edges[bi + 1:]):
                 dist = buffer[: r1 - r0, : c1 - c0]
                 torch.add(sq[r0:r1, None], sq[None, c0:c1], out=dist)
                 dist.addmm_(feats[r0:r1], feats[c0:c1].t(), beta=1, alpha=-2)
@@ -211,10 +224,11 @@ class _Neighbours:
                     dist_t = dist.t().contiguous()
                     merge(slice(c0, c1), dist_t, r0)
                     keep_query_gallery(c0, c1, r0, r1, dist_t)
-        # nearest first; equal distances by index (the stable order)
+        # The common implementation ranks by the distance divided by the row's maximum (a
+        # division that can make two neighbouring distances equal); equal values by index.
         by_index = torch.argsort(best_i, dim=1)
         best_d, best_i = best_d.gather(1, by_index), best_i.gather(1, by_index)
-        by_dist = torch.sort(best_d, dim=1, stable=True).indices
+        by_dist = torch.sort(best_d / row_max[:, None], dim=1, stable=True).indices[:, :k_out]
         self.dist = best_d.gather(1, by_dist)
         self.index = best_i.gather(1, by_dist)
         self.row_max = row_max
@@ -257,6 +271,32 @@ class _CSR:
         return owner, self.cols[pos], self.vals[pos]
 
 
+def _pair_distances(feats: torch.Tensor, sq: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+                    rows_per_tile: int = 64, min_side: int = 16) -> torch.Tensor:
+    """Squared distances of the pairs (a[i], b[i]); ``a`` ascending (grouped by row).
+
+    Computed as small matrix products (a tile of rows x the columns they need) rather than
+    dot products: BLAS then rounds them like the all-pairs product the common implementation
+    uses (a dot product, or a product with a side below ~16, rounds differently in the last
+    bit, which can flip a float16 weight). Tiles are padded to ``min_side`` rows and columns.
+    """
+    out = torch.empty(len(a), dtype=feats.dtype, device=feats.device)
+    n = feats.shape[0]
+    pad = torch.arange(min(min_side, n), device=feats.device)
+    tile_rows = torch.unique(a)
+    for t in range(0, len(tile_rows), rows_per_tile):
+        rows = tile_rows[t : t + rows_per_tile]
+        sel = (a >= rows[0]) & (a <= rows[-1])
+        pa, pb = a[sel], b[sel]
+        cols = torch.unique(pb)
+        rows_p = torch.unique(torch.cat([rows, pad])) if len(rows) < min_side else rows
+        cols_p = torch.unique(torch.cat([cols, pad])) if len(cols) < min_side else cols
+        tile = (sq[rows_p, None] + sq[None, cols_p]).addmm_(
+            feats.index_select(0, rows_p), feats.index_select(0, cols_p).t(), beta=1, alpha=-2)
+        out[sel] = tile[torch.searchsorted(rows_p, pa), torch.searchsorted(cols_p, pb)]
+    return out
+
+
 def _encode(feats: torch.Tensor, nb: _Neighbours, k1: int, chunk: int) -> _CSR:
     """V: for each row, softmax-like weights exp(-d) over its expanded k-reciprocal set, in float16."""
     n, device = feats.shape[0], feats.device
@@ -265,6 +305,7 @@ def _encode(feats: torch.Tensor, nb: _Neighbours, k1: int, chunk: int) -> _CSR:
     forward_ok = _reciprocal_mask(rank, kf, chunk)
     half_ok = _reciprocal_mask(rank, kh, chunk)
     half_size = half_ok.sum(dim=1).double()
+    sq = squared_norms(feats)
     all_rows, all_cols, all_vals = [], [], []
     for s in range(0, n, chunk):
         fwd, ok = rank[s : s + chunk, :kf], forward_ok[s : s + chunk]
@@ -285,8 +326,7 @@ def _encode(feats: torch.Tensor, nb: _Neighbours, k1: int, chunk: int) -> _CSR:
         d = known[rows, cols]
         missing = torch.isnan(d)
         if missing.any():
-            fr, fc = rows[missing] + s, cols[missing]
-            d[missing] = (feats[fr].pow(2).sum(1) + feats[fc].pow(2).sum(1)) - 2 * (feats[fr] * feats[fc]).sum(1)
+            d[missing] = _pair_distances(feats, sq, rows[missing] + s, cols[missing])
         w = _exp_neg(d / nb.row_max[rows + s])
         counts = torch.bincount(rows, minlength=c)
         total = _segment_sums(w, torch.cumsum(counts, 0) - counts, counts)
@@ -314,42 +354,42 @@ def _query_expand(v: _CSR, rank: torch.Tensor, k2: int, chunk: int) -> _CSR:
     return _CSR(n, torch.cat(all_rows), torch.cat(all_cols), torch.cat(all_vals))
 
 
-def _jaccard_block(v: _CSR, queries: range, num_query: int, by_column) -> torch.Tensor:
-    """float16-exact overlap sum_k min(V[q, k], V[g, k]) for queries x gallery, then 1 - s / (2 - s).
+def _by_column(v: _CSR, first_row: int, end_row: int):
+    """Entries of rows [first_row, end_row) of V grouped by column, rows ascending within a column.
 
-    The overlap is accumulated in float16 one column k after another (ascending), like the
-    common implementation; each step handles column number p of every query's support at once.
+    Returns (column pointers [N + 1], rows - first_row, values as float16).
     """
-    col_ptr, col_rows, col_vals = by_column
     device = v.cols.device
-    n_g = v.n - num_query
-    q_idx = torch.arange(queries.start, queries.stop, device=device)
-    overlap = torch.zeros(len(q_idx), n_g, device=device)
-    start, count = v.ptr[q_idx], v.ptr[q_idx + 1] - v.ptr[q_idx]
-    for p in range(int(count.max()) if len(count) else 0):
-        active = (count > p).nonzero(as_tuple=True)[0]
-        entry = start[active] + p
-        k, vq = v.cols[entry], v.vals[entry]
-        first, length = col_ptr[k], col_ptr[k + 1] - col_ptr[k]
-        owner = torch.repeat_interleave(torch.arange(len(k), device=device), length)
-        offset = torch.arange(int(length.sum()), device=device) - torch.repeat_interleave(
-            torch.cumsum(length, 0) - length, length)
-        pos = first[owner] + offset
-        r, g = active[owner], col_rows[pos] - num_query
-        overlap[r, g] = _round_half(overlap[r, g] + torch.minimum(vq[owner], col_vals[pos]))
-    return _round_half(1.0 - _round_half(overlap / _round_half(2.0 - overlap)))
-
-
-def _gallery_by_column(v: _CSR, num_query: int):
-    """The gallery rows' entries of V grouped by column: (column pointers, rows, values)."""
-    rows = torch.repeat_interleave(torch.arange(v.n, device=v.cols.device), v.ptr[1:] - v.ptr[:-1])
-    keep = rows >= num_query
-    rows, cols, vals = rows[keep], v.cols[keep], v.vals[keep]
+    rows = torch.repeat_interleave(torch.arange(v.n, device=device), v.ptr[1:] - v.ptr[:-1])
+    lo, hi = int(v.ptr[first_row]), int(v.ptr[end_row])  # CSR rows are contiguous
+    rows, cols, vals = rows[lo:hi], v.cols[lo:hi], v.vals[lo:hi]
     order = torch.argsort(cols * v.n + rows)
-    rows, cols, vals = rows[order], cols[order], vals[order]
-    ptr = torch.zeros(v.n + 1, dtype=torch.long, device=rows.device)
+    ptr = torch.zeros(v.n + 1, dtype=torch.long, device=device)
     ptr[1:] = torch.cumsum(torch.bincount(cols, minlength=v.n), 0)
-    return ptr, rows, vals
+    return ptr, rows[order] - first_row, vals[order].half()
+
+
+def _jaccard(v: _CSR, num_query: int) -> torch.Tensor:
+    """Jaccard distances 1 - s / (2 - s), s = sum_k min(V[q, k], V[g, k]), for query x gallery, float16.
+
+    The common implementation adds the overlap in float16, column k after column k
+    (ascending) for every pair; float16 rounding makes that order matter. Going over the
+    columns in ascending order, each column updates the [its queries x its gallery items]
+    block of the overlap at once, which is exactly that order for every pair.
+    """
+    n_g = v.n - num_query
+    q_ptr, q_rows, q_vals = _by_column(v, 0, num_query)
+    g_ptr, g_rows, g_vals = _by_column(v, num_query, v.n)
+    shared = (((q_ptr[1:] - q_ptr[:-1]) > 0) & ((g_ptr[1:] - g_ptr[:-1]) > 0)).nonzero().flatten().tolist()
+    q_ptr, g_ptr = q_ptr.tolist(), g_ptr.tolist()
+    overlap = torch.zeros(num_query * n_g, dtype=torch.float16, device=v.cols.device)
+    for k in shared:
+        qs, qe, gs, ge = q_ptr[k], q_ptr[k + 1], g_ptr[k], g_ptr[k + 1]
+        pairs = (q_rows[qs:qe, None] * n_g + g_rows[None, gs:ge]).view(-1)
+        step = torch.minimum(q_vals[qs:qe, None], g_vals[None, gs:ge]).view(-1)
+        overlap.index_put_((pairs,), overlap.index_select(0, pairs) + step)  # float16 add, as NumPy's
+    overlap = overlap.view(num_query, n_g)
+    return 1 - overlap / (2 - overlap)
 
 
 def re_ranking(
@@ -369,12 +409,8 @@ def re_ranking(
     v = _encode(feats, nb, k1, chunk)
     if k2 != 1:
         v = _query_expand(v, nb.index, min(k2, n), chunk)
-    by_column = _gallery_by_column(v, num_q)
-    mix = torch.tensor(1.0 - lambda_value, dtype=torch.float16).float().item()  # NumPy casts it to float16
-    lam = torch.tensor(lambda_value, dtype=torch.float32)
-    original = (nb.query_gallery / nb.row_max[:num_q, None]) * lam.to(feats.device)
-    step = max(1, (1 << 24) // max(1, n - num_q))
-    for s in range(0, num_q, step):
-        jac = _jaccard_block(v, range(s, min(s + step, num_q)), num_q, by_column)
-        original[s : s + step] += _round_half(jac * mix)
+    mix = torch.tensor(1.0 - lambda_value, dtype=torch.float16, device=feats.device)  # NumPy casts it to float16
+    lam = torch.tensor(lambda_value, dtype=torch.float32, device=feats.device)
+    original = (nb.query_gallery / nb.row_max[:num_q, None]) * lam
+    original += (_jaccard(v, num_q) * mix).float()
     return original
