@@ -47,7 +47,8 @@ def read_state_dict(source, what: str = "weights") -> dict[str, torch.Tensor]:
         try:
             source = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises many types for truncated or foreign files
-            raise CheckpointError(f"cannot read {what} file {path}: {type(exc).__name__}: {exc}") from exc
+            first = (str(exc).strip().splitlines() or [""])[0]  # torch appends a long explanation
+            raise CheckpointError(f"cannot read {what} file {path}: {type(exc).__name__}: {first}") from exc
     if not isinstance(source, Mapping):
         raise CheckpointError(f"{what} in {name} is a {type(source).__name__}, expected a state dict")
     for container in ("model", "state_dict"):

@@ -38,7 +38,8 @@ def load_parser_weights(net: nn.Module, source) -> None:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # corrupt or not a torch file
-            raise CheckpointError(f"cannot read parser checkpoint {path}: {exc}") from None
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise CheckpointError(f"cannot read parser checkpoint {path}: {first}") from None
         where = str(path)
     else:
         state, where = source, "the given state dict"
