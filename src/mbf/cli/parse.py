@@ -1,7 +1,15 @@
-"""``mbf parse``: run the human parser once over the training images and store the labels."""
+"""``mbf parse``: run the human parser once over the training images and store the labels.
+
+    mbf parse --config_file configs/OCC_Duke/mbf.yml [KEY VALUE ...]
+    mbf train --config_file configs/OCC_Duke/mbf.yml HUMAN_PARSING.SOURCE cache
+
+Resumable (images already stored are skipped); batches of HUMAN_PARSING.BATCH_SIZE images on
+MODEL.DEVICE (float16 autocast on CUDA when SOLVER.AMP, as the online parser in training).
+"""
 from __future__ import annotations
 
 import logging
+import os
 
 from . import add_config_arguments
 
@@ -26,10 +34,12 @@ def run(args) -> int:
     parser = HumanParser.from_config(cfg).to(device)
     cache = ParseCache.from_config(cfg)
     dataset = load_dataset(cfg)
-    cache.write_manifest(cfg.HUMAN_PARSING.MODEL_FILE, parser.input_size)
     paths = [path for path, *_ in dataset.train]
+    cache.write_manifest()
+    log.info("parse cache %s (%s): %d training images", cache.folder, cache.settings.describe(), len(paths))
     done = parse_images(parser, cache, paths, cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD,
-                        cfg.HUMAN_PARSING.BATCH_SIZE, device)
+                        cfg.HUMAN_PARSING.BATCH_SIZE, device, num_workers=min(int(cfg.DATALOADER.NUM_WORKERS), os.cpu_count() or 1),
+                        amp=bool(cfg.SOLVER.AMP))
     log.info("parse cache %s: %d images parsed now, %d in all; train with HUMAN_PARSING.SOURCE cache "
              "HUMAN_PARSING.CACHE_DIR %s", cache.folder, done, len(paths), cache.base)
     return 0

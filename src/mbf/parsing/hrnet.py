@@ -226,5 +226,7 @@ def build_hrnet(extra, num_classes: int) -> HRNet:
     """The parser network from a ``HUMAN_PARSING.EXTRA`` node (STAGE2..STAGE4, FINAL_CONV_KERNEL)."""
     stages = [StageSpec.from_config(name, extra[name]) for name in ("STAGE2", "STAGE3", "STAGE4") if name in extra]
     if len(stages) != 3:
-        raise ConfigError("HUMAN_PARSING.EXTRA needs STAGE2, STAGE3 and STAGE4")
+        missing = [name for name in ("STAGE2", "STAGE3", "STAGE4") if name not in extra]
+        raise ConfigError(f"HUMAN_PARSING.EXTRA lacks {', '.join(missing)}: copy the EXTRA block of a seed config "
+                          "(configs/OCC_Duke/mbf.yml)")
     return HRNet(stages, num_classes, int(extra.get("FINAL_CONV_KERNEL", 1)))

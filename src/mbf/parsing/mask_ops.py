@@ -1,8 +1,9 @@
 """Patch-level part labels and their refinement (METHOD.md section 3).
 
 Every function works on whole batches with tensor operations, on the input's device.
-Patch windows are ``kernel`` x ``kernel`` pixels taken every ``stride`` pixels, as the
-ViT's overlapping patch embedding sees the image.
+Patch windows are ``kernel`` x ``kernel`` pixels taken every ``stride`` pixels, as the ViT's
+overlapping patch embedding sees the image: fH = (H - kernel) // stride + 1 (likewise fW).
+``stride`` is one int (the reference's use) or a (vertical, horizontal) pair.
 """
 from __future__ import annotations
 
@@ -14,47 +15,49 @@ PATCH_KERNEL = 16  # the ViT patch size: window of one patch label
 ERASE_THRESHOLD = 0.7  # a window more than this much inside the erased rectangle loses its label
 
 
-def _windows(x: torch.Tensor, stride: int, kernel: int) -> torch.Tensor:
-    """[B,H,W] -> [B,fH,fW,kernel*kernel]."""
-    b = x.shape[0]
-    w = x.unfold(1, kernel, stride).unfold(2, kernel, stride)
-    return w.reshape(b, w.shape[1], w.shape[2], kernel * kernel)
+def _pair(stride) -> tuple[int, int]:
+    if isinstance(stride, int):
+        return stride, stride
+    sh, sw = (int(s) for s in stride)
+    return sh, sw
 
 
-def patch_labels(labels: torch.Tensor, num_parts: int, stride: int, kernel: int = PATCH_KERNEL) -> torch.Tensor:
+def patch_labels(labels: torch.Tensor, num_parts: int, stride, kernel: int = PATCH_KERNEL) -> torch.Tensor:
     """Most frequent label (0..num_parts) of every patch window, ties to the lowest label.
 
-    labels: int [B,H,W] pixel part labels. Returns int64 [B,fH,fW].
+    labels: integer pixel labels [B,H,W]. Returns int64 [B,fH,fW].
     """
-    if labels.dim() != 3:
-        raise InputError(f"patch_labels expects pixel labels [B,H,W], got shape {tuple(labels.shape)}")
-    windows = _windows(labels.long(), stride, kernel)
-    counts = torch.stack([(windows == part).sum(-1) for part in range(num_parts + 1)], dim=-1)
+    if labels.dim() != 3 or labels.shape[-2] < kernel or labels.shape[-1] < kernel:
+        raise InputError(f"patch_labels expects pixel labels [B,H,W] of at least {kernel}x{kernel}, "
+                         f"got shape {tuple(labels.shape)}")
+    sh, sw = _pair(stride)
+    windows = labels.unfold(1, kernel, sh).unfold(2, kernel, sw)  # [B,fH,fW,k,k], a view
+    counts = torch.stack([(windows == part).sum(dim=(-2, -1)) for part in range(num_parts + 1)], dim=-1)
     return counts.argmax(dim=-1)  # argmax returns the first maximum: the lowest label
 
 
-def erase_patches(patch_lbl: torch.Tensor, rects: torch.Tensor, stride: int, kernel: int = PATCH_KERNEL,
+def erase_patches(patch_lbl: torch.Tensor, rects: torch.Tensor, stride, kernel: int = PATCH_KERNEL,
                   threshold: float = ERASE_THRESHOLD, image_size: tuple[int, int] | None = None) -> torch.Tensor:
     """Zero the patches whose window lies more than ``threshold`` inside the erased rectangle.
 
-    rects: int64 [B,4] (top, left, height, width) per image; a row of -1 means not erased.
-    image_size: (H, W) of the images; by default the smallest size that has the patch grid.
+    patch_lbl: [B,fH,fW]. rects: int64 [B,4] (top, left, height, width) per image; a row of -1
+    means not erased. image_size: (H, W); it does not change the result (windows never reach
+    past the grid), so by default the smallest size that has this grid is used.
     """
     b, fh, fw = patch_lbl.shape
-    if image_size is None:
-        image_size = ((fh - 1) * stride + kernel, (fw - 1) * stride + kernel)
-    h, w = image_size
+    sh, sw = _pair(stride)
+    h, w = image_size or ((fh - 1) * sh + kernel, (fw - 1) * sw + kernel)
     rects = torch.as_tensor(rects, device=patch_lbl.device).long().reshape(b, 4)
     top, left, rh, rw = rects.unbind(1)
-    erased = rects[:, 0] >= 0
+    erased = top >= 0
     ys = torch.arange(h, device=patch_lbl.device)
     xs = torch.arange(w, device=patch_lbl.device)
     inside_y = (ys >= top[:, None]) & (ys < (top + rh)[:, None])  # [B,H]
     inside_x = (xs >= left[:, None]) & (xs < (left + rw)[:, None])  # [B,W]
-    # window coverage is separable: (rows inside) x (columns inside) per window
-    rows = inside_y.float().unfold(1, kernel, stride).sum(-1)[:, :fh]  # [B,fH]
-    cols = inside_x.float().unfold(1, kernel, stride).sum(-1)[:, :fw]  # [B,fW]
-    ratio = rows[:, :, None] * cols[:, None, :] / (kernel * kernel)
+    # a rectangle's coverage of a window is separable: (rows inside) x (columns inside)
+    rows = inside_y.long().unfold(1, kernel, sh).sum(-1)[:, :fh]  # [B,fH]
+    cols = inside_x.long().unfold(1, kernel, sw).sum(-1)[:, :fw]  # [B,fW]
+    ratio = (rows[:, :, None] * cols[:, None, :]).float() / (kernel * kernel)
     covered = (ratio > threshold) & erased[:, None, None]
     return patch_lbl.masked_fill(covered, 0)
 

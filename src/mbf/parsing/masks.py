@@ -5,10 +5,11 @@
   ``MASK_DIR/<image's folder name>/<image stem>.png`` (the synthetic dataset's ground truth,
   or masks made by another parser).
 - ``cache``: the labels ``mbf parse`` stored, one PNG per training image, in a folder named
-  after the parser checkpoint's content hash (see :mod:`mbf.parsing.cache`).
+  after the parser checkpoint and settings (see :mod:`mbf.parsing.cache`).
 
 A mask loader maps an image path to its labels uint8 [H,W] at the image's own resolution;
-the data pipeline then transforms them together with the image.
+the data pipeline then transforms them together with the image. Loaders are plain picklable
+objects, so data-loader workers can use them.
 """
 from __future__ import annotations
 
@@ -24,19 +25,33 @@ SOURCES = ("hrnet", "files", "cache")
 
 
 def read_label_png(path: Path, image_path: str = "") -> np.ndarray:
-    """Labels uint8 [H,W] from a PNG, checked to lie in 0..NUM_PARTS."""
+    """Labels uint8 [H,W] from a PNG, checked to lie in 0..NUM_PARTS and, when ``image_path``
+    names an existing image, to have that image's size (read from its header only)."""
+    path = Path(path)
     if not path.is_file():
         hint = f" for image {image_path}" if image_path else ""
         raise DatasetError(f"part-label mask not found: {path}{hint}")
     try:
         with Image.open(path) as img:
             labels = np.asarray(img)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise DatasetError(f"cannot read part-label mask {path}: {exc}") from None
     if labels.ndim != 2:
         raise DatasetError(f"part-label mask {path} must be a single-channel PNG, got shape {labels.shape}")
-    if labels.size and labels.max() > NUM_PARTS:
-        raise DatasetError(f"part-label mask {path} has label {int(labels.max())}; labels must be 0..{NUM_PARTS}")
+    if labels.size and (labels.min() < 0 or labels.max() > NUM_PARTS):
+        bad = int(labels.max()) if labels.max() > NUM_PARTS else int(labels.min())
+        raise DatasetError(f"part-label mask {path} has label {bad}; labels must be 0..{NUM_PARTS}")
+    if image_path and Path(image_path).is_file():
+        try:
+            with Image.open(image_path) as img:
+                width, height = img.size
+        except (OSError, ValueError):
+            width, height = labels.shape[1], labels.shape[0]  # unreadable image: the image reader reports it
+        if labels.shape != (height, width):
+            raise DatasetError(
+                f"part-label mask {path} is {labels.shape[1]}x{labels.shape[0]} (width x height) but its image "
+                f"{image_path} is {width}x{height}"
+            )
     return labels.astype(np.uint8)
 
 
@@ -55,7 +70,8 @@ class FolderMasks:
 
 
 def build_mask_loader(cfg):
-    """The configured mask loader, or None when the parser runs online ('hrnet')."""
+    """The configured mask loader ``loader(img_path) -> uint8 [H,W]``, or None when the parser
+    runs online (SOURCE 'hrnet')."""
     source = str(cfg.HUMAN_PARSING.SOURCE).lower()
     if source == "hrnet":
         return None

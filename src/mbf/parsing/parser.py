@@ -1,4 +1,10 @@
-"""The human-parsing teacher: HRNet logits -> per-pixel part labels for training images."""
+"""The human-parsing teacher: HRNet logits -> per-pixel part labels for training images.
+
+The parsing step (as the reference runs it on the normalised training batch): bilinear resize
+to the parser's input size, network, logits bilinearly upsampled to the input size and
+exponentiated, bilinear resize to the image size, argmax over the 10 classes, then the
+post-processing and label merge of :mod:`mbf.parsing.postprocess` (on the CPU).
+"""
 from __future__ import annotations
 
 import hashlib
@@ -6,17 +12,21 @@ import logging
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, InputError
 from .hrnet import HRNet, build_hrnet
 from .postprocess import postprocess
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_PREFIX = "model."  # the authors' checkpoint stores the network under this prefix
+WRAPPER_PREFIX = "module."  # (Distributed)DataParallel
+# BatchNorm counters are not used in eval mode; checkpoints of old PyTorch versions lack them
+OPTIONAL_SUFFIX = "num_batches_tracked"
 
 
 def checkpoint_digest(path: str | os.PathLike) -> str:
@@ -28,77 +38,95 @@ def checkpoint_digest(path: str | os.PathLike) -> str:
     return digest.hexdigest()[:16]
 
 
-def load_parser_weights(net: nn.Module, source) -> None:
-    """Load the authors' checkpoint (``model.`` prefix; other keys such as ``loss.*`` ignored)
-    or a plain state dict; missing keys and shape mismatches are reported by name."""
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.is_file():
-            raise CheckpointError(f"parser checkpoint not found: {path} (HUMAN_PARSING.MODEL_FILE)")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # corrupt or not a torch file
-            first = (str(exc).strip().splitlines() or [""])[0]
-            raise CheckpointError(f"cannot read parser checkpoint {path}: {first}") from None
-        where = str(path)
-    else:
-        state, where = source, "the given state dict"
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+def _names(keys: list[str], limit: int = 8) -> str:
+    return ", ".join(keys[:limit]) + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def _read_state(source) -> tuple[dict, str]:
+    if not isinstance(source, (str, os.PathLike)):
+        return source, "the given state dict"
+    path = Path(source)
+    if not path.is_file():
+        raise CheckpointError(f"parser checkpoint not found: {path} (HUMAN_PARSING.MODEL_FILE)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt, truncated or not a torch file
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise CheckpointError(f"cannot read parser checkpoint {path}: {first}") from None
+    return state, str(path)
+
+
+def network_state(state: dict) -> dict:
+    """The network's tensors from a checkpoint: the authors' ``model.``-prefixed keys (anything
+    else, such as ``loss.criterion.weight``, is dropped) or a plain HRNet state dict."""
+    if "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise CheckpointError(f"parser checkpoint {where} holds a {type(state).__name__}, not a state dict")
+    state = {k[len(WRAPPER_PREFIX):] if k.startswith(WRAPPER_PREFIX) else k: v for k, v in state.items()}
     if any(k.startswith(CHECKPOINT_PREFIX) for k in state):
         state = {k[len(CHECKPOINT_PREFIX):]: v for k, v in state.items() if k.startswith(CHECKPOINT_PREFIX)}
-    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    return state
+
+
+def load_parser_weights(net: nn.Module, source) -> None:
+    """Load a parser checkpoint (path or state dict) into ``net``.
+
+    Raises CheckpointError naming the missing, unexpected and shape-mismatched keys, so a
+    checkpoint of another HRNet configuration is reported instead of half loaded.
+    """
+    state, where = _read_state(source)
+    if not isinstance(state, dict):
+        raise CheckpointError(f"parser checkpoint {where} holds a {type(state).__name__}, not a state dict")
+    state = {k: v for k, v in network_state(state).items() if isinstance(v, torch.Tensor)}
+    if not state:
+        raise CheckpointError(f"parser checkpoint {where} holds no tensors")
     own = net.state_dict()
-    missing = [k for k in own if k not in state]
+    missing = [k for k in own if k not in state and not k.endswith(OPTIONAL_SUFFIX)]
     unexpected = [k for k in state if k not in own]
-    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-              for k, v in own.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+              if k in state and state[k].shape != v.shape]
     if missing or unexpected or shapes:
         details = []
         if missing:
-            details.append(f"{len(missing)} missing keys ({', '.join(missing[:8])}{', ...' if len(missing) > 8 else ''})")
+            details.append(f"{len(missing)} missing keys ({_names(missing)})")
         if unexpected:
-            details.append(
-                f"{len(unexpected)} unexpected keys ({', '.join(unexpected[:8])}{', ...' if len(unexpected) > 8 else ''})"
-            )
+            details.append(f"{len(unexpected)} unexpected keys ({_names(unexpected)})")
         if shapes:
-            details.append(f"{len(shapes)} shape mismatches ({'; '.join(shapes[:4])}{'; ...' if len(shapes) > 4 else ''})")
+            details.append(f"{len(shapes)} shape mismatches, checkpoint vs model ({_names(shapes, 4)})")
         raise CheckpointError(
-            f"parser checkpoint {where} does not fit the HRNet of HUMAN_PARSING.EXTRA: {' and '.join(details)}"
+            f"parser checkpoint {where} does not fit the HRNet of HUMAN_PARSING.EXTRA / NUM_CLASSES: "
+            + "; ".join(details)
         )
-    net.load_state_dict({k: state[k] for k in own})
+    net.load_state_dict({k: state[k] for k in own if k in state}, strict=False)
 
 
 class HumanParser(nn.Module):
     """Frozen parser: ``logits(images)`` and ``forward(images) -> part labels [B,H,W]``.
 
     Args:
-        net: the HRNet; input_size: (H, W) the parser sees (HUMAN_PARSING.IMAGE_SIZE is W, H).
+        net: the HRNet.
+        input_size: (height, width) the network sees (HUMAN_PARSING.IMAGE_SIZE is width, height).
     """
 
     def __init__(self, net: HRNet, input_size: tuple[int, int]):
         super().__init__()
         self.net = net
         self.input_size = tuple(int(v) for v in input_size)
-        self.checkpoint_id = "random"
         self.requires_grad_(False)
         self.eval()
 
     @classmethod
     def from_config(cls, cfg, load_weights: bool = True) -> "HumanParser":
+        """HRNet of HUMAN_PARSING.EXTRA / NUM_CLASSES / IMAGE_SIZE with HUMAN_PARSING.MODEL_FILE loaded."""
         hp = cfg.HUMAN_PARSING
-        if not hp.EXTRA or "STAGE2" not in hp.EXTRA:
-            raise ConfigError("HUMAN_PARSING.EXTRA holds no HRNet stages (STAGE2..STAGE4); use a seed config's block")
-        width, height = hp.IMAGE_SIZE
+        if len(hp.IMAGE_SIZE) != 2 or min(int(v) for v in hp.IMAGE_SIZE) <= 0:
+            raise ConfigError(f"HUMAN_PARSING.IMAGE_SIZE must be [width, height], got {list(hp.IMAGE_SIZE)}")
+        width, height = (int(v) for v in hp.IMAGE_SIZE)
         parser = cls(build_hrnet(hp.EXTRA, int(hp.NUM_CLASSES)), (height, width))
         if load_weights:
             if not hp.MODEL_FILE:
                 raise ConfigError("HUMAN_PARSING.MODEL_FILE is empty: set it to the parser checkpoint "
                                   "(weights/Human-Parsing-Network_best.pth)")
             load_parser_weights(parser.net, hp.MODEL_FILE)
-            parser.checkpoint_id = checkpoint_digest(hp.MODEL_FILE)
         return parser
 
     def train(self, mode: bool = True):
@@ -106,23 +134,53 @@ class HumanParser(nn.Module):
 
     @torch.no_grad()
     def logits(self, images: torch.Tensor) -> torch.Tensor:
-        """Network output [B, classes, H/4, W/4] for images already at the parser's input size."""
+        """Network output [B, classes, h/4, w/4] for images [B,3,h,w] already at the parser's input size."""
         return self.net(images)
 
     @torch.no_grad()
-    def class_maps(self, images: torch.Tensor) -> torch.Tensor:
-        """Parser classes [B,H,W] uint8 at the images' size, before post-processing."""
-        size = images.shape[-2:]
+    def _scores(self, images: torch.Tensor) -> torch.Tensor:
+        """exp(logits) [B, classes, *input_size] for images at any size."""
         x = F.interpolate(images.float(), size=self.input_size, mode="bilinear", align_corners=False)
         scores = F.interpolate(self.logits(x), size=self.input_size, mode="bilinear", align_corners=False)
-        # the reference exponentiates before the argmax; kept, so that overflowing logits tie the same way
-        scores = scores.exp()
-        if tuple(size) != self.input_size:
-            scores = F.interpolate(scores, size=size, mode="bilinear", align_corners=False)
+        # the reference exponentiates before resizing to the image: kept, as it changes the argmax
+        return scores.exp()
+
+    @staticmethod
+    def _argmax_at(scores: torch.Tensor, size) -> torch.Tensor:
+        if tuple(scores.shape[-2:]) != tuple(size):
+            scores = F.interpolate(scores, size=tuple(size), mode="bilinear", align_corners=False)
         return scores.argmax(dim=1).to(torch.uint8)
 
     @torch.no_grad()
+    def class_maps(self, images: torch.Tensor) -> torch.Tensor:
+        """Parser classes uint8 [B,H,W] at the images' size, before post-processing."""
+        return self._argmax_at(self._scores(images), images.shape[-2:])
+
+    @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Part labels int64 [B,H,W] (0..4) for normalised images [B,3,H,W]."""
-        maps = self.class_maps(images)
-        return postprocess(maps.cpu()).to(images.device).long()
+        """Part labels int64 [B,H,W] (0..4) for normalised images [B,3,H,W] (on their device)."""
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise InputError(f"HumanParser expects images [B,3,H,W], got shape {tuple(images.shape)}")
+        return postprocess(self.class_maps(images)).to(images.device).long()
+
+    @torch.no_grad()
+    def parse_each(self, images: list[torch.Tensor]) -> list[np.ndarray]:
+        """Part labels uint8 [H_i,W_i] for normalised images [3,H_i,W_i] of different sizes.
+
+        One network call for all of them: each image is resized to the parser size on its
+        own (what the batched resize does per image), and the post-processing runs on the
+        label maps zero-padded to a common size (padding is background, which joins no
+        component and changes no size or order), then cropped back.
+        """
+        if not images:
+            return []
+        x = torch.cat([F.interpolate(img[None].float(), size=self.input_size, mode="bilinear", align_corners=False)
+                       for img in images])
+        scores = self._scores(x)  # already at the input size: the first resize is the identity
+        sizes = [tuple(img.shape[-2:]) for img in images]
+        height, width = max(h for h, _ in sizes), max(w for _, w in sizes)
+        maps = np.zeros((len(images), height, width), dtype=np.uint8)
+        for i, (h, w) in enumerate(sizes):
+            maps[i, :h, :w] = self._argmax_at(scores[i:i + 1], (h, w))[0].cpu().numpy()
+        labels = postprocess(maps)
+        return [labels[i, :h, :w] for i, (h, w) in enumerate(sizes)]
