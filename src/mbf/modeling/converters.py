@@ -21,6 +21,7 @@ from timm.layers import resample_abs_pos_embed
 from torch import nn
 
 from ..errors import CheckpointError
+from ..state_dicts import key_differences
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +72,10 @@ def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], source: st
     """Copy ``state`` into ``module``; any missing (other than ``allow_missing``), unexpected or
     shape-mismatched key raises CheckpointError naming the keys and shapes."""
     own = module.state_dict()
-    missing = [k for k in own if k not in state and k not in allow_missing and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in own]
-    mismatched = [
-        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in state
-        if k in own and state[k].shape != own[k].shape
-    ]
+    missing, unexpected, mismatched = key_differences(
+        own, state, lambda k: k in allow_missing or k.endswith("num_batches_tracked")
+    )
+    mismatched = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in mismatched]
     problems = []
     if missing:
         problems.append(f"missing keys ({len(missing)}): {_names(missing)}")

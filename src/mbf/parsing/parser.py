@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError, InputError
+from ..state_dicts import key_differences
 from .hrnet import HRNet, build_hrnet
 from .postprocess import postprocess
 
@@ -80,10 +81,8 @@ def load_parser_weights(net: nn.Module, source) -> None:
     if not state:
         raise CheckpointError(f"parser checkpoint {where} holds no tensors")
     own = net.state_dict()
-    missing = [k for k in own if k not in state and not k.endswith(OPTIONAL_SUFFIX)]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
-              if k in state and state[k].shape != v.shape]
+    missing, unexpected, shapes = key_differences(own, state, lambda k: k.endswith(OPTIONAL_SUFFIX))
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in shapes]
     if missing or unexpected or shapes:
         details = []
         if missing:
