@@ -30,7 +30,7 @@ def run_test(cfg, config_file: str = ""):
     attach_log_file(logger, output_dir, "test_log.txt")
     log.info("evaluating %s on %s (%d queries, %d gallery images)", cfg.TEST.WEIGHT, cfg.DATASETS.NAMES,
              len(dataset.query), len(dataset.gallery))
-    result, features = evaluate_model(cfg, model, dataset, device, progress=True)
+    result = evaluate_model(cfg, model, dataset, device, progress=True)
     log_metrics(log, result, "Validation Results ")
     path = write_results(output_dir, result, config_file, cfg.TEST.WEIGHT)
     log.info("results written to %s", path)

@@ -72,7 +72,7 @@ def evaluate_model(cfg, model: nn.Module, dataset, device: torch.device, progres
     )
     evaluator = Evaluator.from_config(cfg, num_query=len(dataset.query))
     evaluator.update(features.feats, features.pids, features.camids, features.paths)
-    return evaluator.compute(), features
+    return evaluator.compute()
 
 
 def _rank(result, r: int) -> float:

@@ -216,12 +216,12 @@ class Trainer:
         return record
 
     def evaluate(self, epoch: int):
-        result, features = evaluate_model(self.cfg, unwrap(self.model), self.dataset, self.device)
+        result = evaluate_model(self.cfg, unwrap(self.model), self.dataset, self.device)
         log_metrics(log, result, f"Validation Results - Epoch: {epoch}")
         if self.writer is not None:
             self.writer.add_scalar("val/rank1", float(result.cmc[0]), epoch)
             self.writer.add_scalar("val/mAP", float(result.mAP), epoch)
-        return result, features
+        return result
 
     def fit(self):
         cfg = self.cfg
@@ -237,23 +237,23 @@ class Trainer:
             record = self.train_epoch(epoch)
             evaluate_now = epoch % cfg.SOLVER.EVAL_PERIOD == 0 or epoch == max_epochs
             if evaluate_now and self.dist.is_main:
-                result, features = self.evaluate(epoch)
+                result = self.evaluate(epoch)
                 record.update({"rank1": float(result.cmc[0]), "mAP": float(result.mAP)})
             self.history.append(record)
             self._save(epoch)
             barrier(self.dist)
         if self.dist.is_main:
             if result is None:
-                result, features = self.evaluate(max_epochs)
+                result = self.evaluate(max_epochs)
             weights = str(self.output_dir / f"{cfg.MODEL.NAME}_{max_epochs}.pth")
             path = write_results(str(self.output_dir), result, self.config_file, weights)
             log.info("results written to %s", path)
-            self._pictures(result, features)
+            self._pictures(result)
         if self.writer is not None:
             self.writer.close()
         return result
 
-    def _pictures(self, result, features) -> None:
+    def _pictures(self, result) -> None:
         from .report import plot_training_curve, write_part_masks_picture, write_retrieval_picture
 
         plot_training_curve(self.history, self.output_dir / "training_curve.png")
