@@ -222,3 +222,23 @@ def test_default_dataset_size():
     assert ids == {"train": 200, "test": 100, "distractor": 50}
     assert 2000 <= len(specs) <= 4000
     assert os.path.basename(syn.DATASET_DIR_NAME) == "Synthetic_Occluded"
+
+
+def test_engine_generates_the_synthetic_set_with_the_configured_seed(tmp_path, monkeypatch):
+    from mbf.config import get_cfg
+    from mbf.engine import datasets as engine_datasets
+
+    seen = {}
+
+    def fake_ensure(root, seed=0, **options):
+        seen["root"], seen["seed"] = Path(root), seed
+        syn.generate(root, seed=seed, **TINY)
+
+    monkeypatch.setattr(syn, "ensure_dataset", fake_ensure)
+    cfg = get_cfg()
+    cfg.merge_from_list(["DATASETS.NAMES", "synthetic_occ", "DATASETS.ROOT_DIR", str(tmp_path),
+                         "DATASETS.SYNTHETIC_SEED", 7])
+    dataset = engine_datasets.load_dataset(cfg, verbose=False)
+    assert seen == {"root": tmp_path / syn.DATASET_DIR_NAME, "seed": 7}
+    assert syn.read_manifest(tmp_path / syn.DATASET_DIR_NAME).seed == 7
+    assert dataset.num_train_pids == syn.make_options(**TINY).num_train_ids

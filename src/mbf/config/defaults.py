@@ -101,6 +101,8 @@ _C.INPUT.COLOR_JITTER_STRENGTH = [0.3, 0.3, 0.2, 0.2]
 _C.DATASETS = CN()
 _C.DATASETS.NAMES = "market1501"
 _C.DATASETS.ROOT_DIR = "../data"
+# seed of the embedded synthetic dataset generated on first use (DATASETS.NAMES synthetic_occ); `mbf synth --seed` is the same
+_C.DATASETS.SYNTHETIC_SEED = 0
 
 # ----------------------------------------------------------------------------- DATALOADER
 _C.DATALOADER = CN()

@@ -19,6 +19,6 @@ def load_dataset(cfg, verbose: bool = True, dist: DistInfo | None = None):
     dist = dist or DistInfo()
     if cfg.DATASETS.NAMES == SYNTHETIC:
         if dist.is_main:
-            ensure_dataset(Path(cfg.DATASETS.ROOT_DIR) / DATASET_DIR_NAME, seed=0)
+            ensure_dataset(Path(cfg.DATASETS.ROOT_DIR) / DATASET_DIR_NAME, seed=cfg.DATASETS.SYNTHETIC_SEED)
         barrier(dist)
     return build_dataset(cfg.DATASETS.NAMES, cfg.DATASETS.ROOT_DIR, verbose=verbose)

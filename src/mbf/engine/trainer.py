@@ -70,7 +70,9 @@ class Trainer:
         seed_everything(cfg.SOLVER.SEED)
 
         self.dataset = load_dataset(cfg, verbose=self.dist.is_main, dist=self.dist)
-        mask_loader = build_mask_loader(cfg)
+        self.is_mbf = cfg.MODEL.NAME != "transreid"
+        # the global baseline never looks at part labels: do not read or check them
+        mask_loader = build_mask_loader(cfg) if self.is_mbf else None
         self.train_loader = build_train_loader(
             cfg, self.dataset, mask_loader=mask_loader, rank=self.dist.rank, world_size=self.dist.world_size
         )
@@ -79,7 +81,6 @@ class Trainer:
             cfg, self.num_classes, self.dataset.num_train_cams, self.dataset.num_train_vids
         ).to(self.device)
         criterion = build_criterion(cfg, self.num_classes)
-        self.is_mbf = cfg.MODEL.NAME != "transreid"
         if self.is_mbf:
             parser = None
             if mask_loader is None:
