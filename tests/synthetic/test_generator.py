@@ -130,6 +130,27 @@ def test_queries_occluded_gallery_mostly_holistic(tiny):
     assert np.mean([area(r) for r in queries]) < np.mean(holistic)
 
 
+def test_cut_off_bodies_are_clipped_boxes_resized_to_the_image():
+    """A body leaving the frame is cropped like a detector box clipped to the frame: the head
+    stays at the top, the person reaches the cut edge, and the crop fills the whole image."""
+    opts = syn.make_options(**TINY)
+    cam = syn.make_cameras(0, opts)[0]
+    app = syn.random_appearance(np.random.default_rng(5))
+    lo, hi = opts.visible_range
+    for index in range(16):
+        holistic = syn.render_image(syn.ImageSpec(index, syn.QUERY_DIR, 1, 1, 1, "none"), app, cam, 0, opts)
+        cut = syn.render_image(syn.ImageSpec(index, syn.QUERY_DIR, 1, 1, 1, "cutoff"), app, cam, 0, opts)
+        assert cut.image.shape == holistic.image.shape and cut.labels.shape == holistic.labels.shape
+        assert lo - 0.05 <= cut.visible <= hi + 0.05
+        person = cut.labels > 0
+        bottom, left, right = person[-1].any(), person[:, 0].any(), person[:, -1].any()
+        assert bottom or left or right  # the body runs into the edge where the box was clipped
+        if bottom and not (left or right):  # cut below: stretched vertically, the head still on top
+            rows = np.nonzero(person.any(axis=1))[0]
+            assert 1 in np.unique(cut.labels[rows[0]:rows[0] + 4])
+            assert person.sum() > cut.visible * holistic.labels.astype(bool).sum()
+
+
 def test_draw_person_labels_exactly_the_drawn_pixels():
     rng = np.random.default_rng(3)
     bg = np.zeros((128, 64, 3), np.float32)

@@ -43,7 +43,7 @@ from ..errors import DatasetError
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 2  # 2: distinct colours, no look-alikes, milder occlusion (learnable in the CPU demo)
+GENERATOR_VERSION = 3  # 2: distinct colours, no look-alikes, milder occlusion; 3: cut-off bodies as clipped boxes
 DATASET_DIR_NAME = "Synthetic_Occluded"  # folder under DATASETS.ROOT_DIR read by `synthetic_occ`
 TRAIN_DIR, QUERY_DIR, GALLERY_DIR = "bounding_box_train", "query", "bounding_box_test"
 SPLIT_DIRS = (TRAIN_DIR, QUERY_DIR, GALLERY_DIR)
@@ -677,6 +677,35 @@ class Rendered:
     visible: float  # fraction of the person's labelled pixels left after occlusion
 
 
+def _clip_to_frame(canvas: Canvas, rng: np.random.Generator, visible_range: tuple,
+                   full_area: int) -> tuple[Canvas, float]:
+    """A person cut off by the camera frame, as a detector's box clipped to the frame sees it.
+
+    The box keeps the visible part only: the top rows (the body leaves the frame at the bottom,
+    70%) or the columns on one side (it leaves sideways), cut where the visible share of the
+    person drawn from ``visible_range`` is reached; the clipped box is then resized to the
+    image size like every re-ID crop, which stretches it along the cut axis."""
+    h, w = canvas.lbl.shape
+    person = canvas.lbl > 0
+    target = rng.uniform(*visible_range) * full_area
+    if rng.random() < 0.7:
+        keep = int(np.searchsorted(np.cumsum(person.sum(axis=1)), target)) + 1
+        keep = min(max(keep, h // 3), h)
+        img, lbl = canvas.img[:keep], canvas.lbl[:keep]
+    else:
+        counts = person.sum(axis=0)
+        from_left = rng.random() < 0.5
+        order = counts if from_left else counts[::-1]
+        keep = int(np.searchsorted(np.cumsum(order), target)) + 1
+        keep = min(max(keep, w // 3), w)
+        img, lbl = (canvas.img[:, :keep], canvas.lbl[:, :keep]) if from_left else \
+            (canvas.img[:, w - keep:], canvas.lbl[:, w - keep:])
+    out = Canvas(np.asarray(Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).resize((w, h), Image.BILINEAR),
+                            np.float32))
+    out.lbl[...] = np.asarray(Image.fromarray(lbl).resize((w, h), Image.NEAREST))
+    return out, float(np.count_nonzero(lbl) / full_area)  # share of the person inside the box
+
+
 def _image_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, 2, index])))
 
@@ -711,37 +740,30 @@ def render_image(spec: ImageSpec, app: Appearance, cam: Camera, seed: int, opts:
     draw_person(canvas, app, pose)
     full_area = max(int(np.count_nonzero(canvas.lbl)), 1)
     kind = spec.occlusion
-    if kind != "none":
+    visible = 1.0
+    if kind == "cutoff":
+        canvas, visible = _clip_to_frame(canvas, rng, opts.visible_range, full_area)
+    elif kind != "none":
         # try again (pushing harder) until the visible share of the person is in visible_range
         lo, hi = opts.visible_range
         base = canvas
         for attempt in range(6):
             push = attempt / 5  # 0 .. 1: later attempts move the occluder towards the body
-            if kind == "cutoff":  # the frame cuts the body: shift it down, or sideways over an edge
-                canvas = Canvas(background_img)
-                if rng.random() < 0.7:
-                    moved = dataclasses.replace(pose, foot_y=pose.foot_y + pose.height * rng.uniform(0.28, 0.48))
-                else:
-                    inside = rng.uniform(0.0, 0.6) * (1 - 0.5 * push) * 0.125 * pose.height * app.width
-                    edge_x = 0.0 if rng.random() < 0.5 else float(w)
-                    moved = dataclasses.replace(pose, centre_x=edge_x + inside if edge_x == 0 else edge_x - inside)
-                draw_person(canvas, app, moved)
+            canvas = Canvas(base.img)
+            canvas.lbl[...] = base.lbl
+            if kind == "person":
+                other = random_appearance(rng)
+                shift = rng.choice([-1, 1]) * w * rng.uniform(0.15, 0.5) * (1 - 0.5 * push)
+                other_pose = dataclasses.replace(
+                    _sample_pose(rng, cam, other, h, w), centre_x=pose.centre_x + shift,
+                    foot_y=pose.foot_y + rng.uniform(0, 0.12) * h, height=pose.height * rng.uniform(1.0, 1.18))
+                draw_person(canvas, other, other_pose, labelled=False)
             else:
-                canvas = Canvas(base.img)
-                canvas.lbl[...] = base.lbl
-                if kind == "person":
-                    other = random_appearance(rng)
-                    shift = rng.choice([-1, 1]) * w * rng.uniform(0.15, 0.5) * (1 - 0.5 * push)
-                    other_pose = dataclasses.replace(
-                        _sample_pose(rng, cam, other, h, w), centre_x=pose.centre_x + shift,
-                        foot_y=pose.foot_y + rng.uniform(0, 0.12) * h, height=pose.height * rng.uniform(1.0, 1.18))
-                    draw_person(canvas, other, other_pose, labelled=False)
-                else:
-                    _occlude(canvas, kind, rng, pose)
-            if lo <= np.count_nonzero(canvas.lbl) / full_area <= hi:
+                _occlude(canvas, kind, rng, pose)
+            visible = np.count_nonzero(canvas.lbl) / full_area
+            if lo <= visible <= hi:
                 break
 
-    visible = float(np.count_nonzero(canvas.lbl) / full_area)
     jitter = rng.uniform(0.9, 1.1) * rng.uniform(0.97, 1.03, 3).astype(np.float32)
     img = canvas.img * (1 + opts.lighting * (cam.gain * jitter - 1))
     pil = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
@@ -946,8 +968,9 @@ def ensure_dataset(dataset_dir: str | os.PathLike, seed: int = 0, num_ids: int |
     if state == "complete":
         summary = read_manifest(root)
         if summary.version != GENERATOR_VERSION:
-            log.warning("%s was made by synthetic generator version %d (this is %d); using it as it is",
-                        root, summary.version, GENERATOR_VERSION)
+            log.warning("%s was made by synthetic generator version %d (this is %d); using it as it is "
+                        "(make the current one with: mbf synth --out %s --seed %d --force)",
+                        root, summary.version, GENERATOR_VERSION, root, summary.seed)
         log.info("synthetic dataset %s: seed %d, %s", root, summary.seed, summary.counts)
         return summary
     if state == "incomplete":
