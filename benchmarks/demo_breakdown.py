@@ -79,11 +79,10 @@ def main(argv=None) -> int:
         row(f"occluded: {kind}", *evaluate(cfg, query, gallery, np.flatnonzero(kinds == kind)))
     row("holistic, unseen identities (gallery vs gallery)", *evaluate(cfg, gallery, gallery))
     row("holistic, training identities (train vs train)", *evaluate(cfg, train, train))
-    width = query.feats.shape[1]
-    dim = cfg.MODEL.VIT_EMBED_DIM or None
-    if dim and width == 9 * dim:  # MBF descriptor: global, 4 body parts, 4 recovered parts
-        for name, dims in (("global", slice(0, dim)), ("body parts", slice(dim, 5 * dim)),
-                           ("recovered parts", slice(5 * dim, 9 * dim))):
+    if getattr(model, "recovery", False):  # MBF descriptor: global, K body parts, K recovered parts
+        dim, k = model.backbone.embed_dim, model.num_parts
+        for name, dims in (("global", slice(0, dim)), ("body parts", slice(dim, (1 + k) * dim)),
+                           ("recovered parts", slice((1 + k) * dim, (1 + 2 * k) * dim))):
             row(f"occluded, {name} slice only", *evaluate(cfg, query, gallery, dims=dims))
     print("\n".join(lines))
     return 0

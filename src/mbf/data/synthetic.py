@@ -688,18 +688,16 @@ def _clip_to_frame(canvas: Canvas, rng: np.random.Generator, visible_range: tupl
     h, w = canvas.lbl.shape
     person = canvas.lbl > 0
     target = rng.uniform(*visible_range) * full_area
-    if rng.random() < 0.7:
-        keep = int(np.searchsorted(np.cumsum(person.sum(axis=1)), target)) + 1
-        keep = min(max(keep, h // 3), h)
-        img, lbl = canvas.img[:keep], canvas.lbl[:keep]
-    else:
-        counts = person.sum(axis=0)
-        from_left = rng.random() < 0.5
-        order = counts if from_left else counts[::-1]
-        keep = int(np.searchsorted(np.cumsum(order), target)) + 1
-        keep = min(max(keep, w // 3), w)
-        img, lbl = (canvas.img[:, :keep], canvas.lbl[:, :keep]) if from_left else \
-            (canvas.img[:, w - keep:], canvas.lbl[:, w - keep:])
+    axis = 0 if rng.random() < 0.7 else 1  # 0: keep top rows; 1: keep the columns of one side
+    from_start = axis == 0 or rng.random() < 0.5  # rows from the top; columns from the left or right
+    size = person.shape[axis]
+    counts = person.sum(axis=1 - axis)  # person pixels per row (axis 0) or per column (axis 1)
+    if not from_start:
+        counts = counts[::-1]
+    keep = min(max(int(np.searchsorted(np.cumsum(counts), target)) + 1, size // 3), size)
+    window = slice(0, keep) if from_start else slice(size - keep, size)
+    box = (window, slice(None)) if axis == 0 else (slice(None), window)
+    img, lbl = canvas.img[box], canvas.lbl[box]
     out = Canvas(np.asarray(Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).resize((w, h), Image.BILINEAR),
                             np.float32))
     out.lbl[...] = np.asarray(Image.fromarray(lbl).resize((w, h), Image.NEAREST))
