@@ -57,6 +57,11 @@ _FORMAT = "mbf-synthetic"
 BACKGROUND, HEAD, UPPER, LOWER, SHOES = 0, 1, 2, 3, 4
 
 OCCLUDER_KINDS = ("car", "pole", "box", "bush", "barrier", "person", "cutoff")
+# how an occluder is drawn: "object" (the dataset); "background" paints its pixels with the
+# background behind it (the same body pixels hidden, nothing left to mistake for the person);
+# "none" leaves it out (the holistic version of the same image). The last two are diagnostics:
+# they split an occluded query's loss into hidden information and distraction.
+OCCLUDER_FILLS = ("object", "background", "none")
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,7 @@ class SynthOptions:
     # occluder mixture (relative weights over OCCLUDER_KINDS)
     occluder_weights: tuple = (0.14, 0.10, 0.12, 0.12, 0.07, 0.30, 0.15)
     jpeg_quality: int = 92
+    occluder_fill: str = "object"  # one of OCCLUDER_FILLS (the other two are diagnostics)
 
     def validate(self) -> None:
         def need(ok: bool, what: str) -> None:
@@ -107,6 +113,8 @@ class SynthOptions:
         need(len(self.occluder_weights) == len(OCCLUDER_KINDS) and sum(self.occluder_weights) > 0
              and min(self.occluder_weights) >= 0,
              f"occluder_weights needs {len(OCCLUDER_KINDS)} non-negative weights for {OCCLUDER_KINDS}")
+        need(self.occluder_fill in OCCLUDER_FILLS,
+             f"occluder_fill must be one of {OCCLUDER_FILLS}, got {self.occluder_fill!r}")
         need(50 <= self.jpeg_quality <= 100, f"jpeg_quality must be 50..100, got {self.jpeg_quality}")
         need(0.0 <= self.lighting <= 2.0, f"lighting must be in [0, 2], got {self.lighting}")
         vr = tuple(self.visible_range)
@@ -579,13 +587,15 @@ def make_cameras(seed: int, opts: SynthOptions) -> list[Camera]:
 # ----------------------------------------------------------------------------- occluders
 
 
-def _occlude(canvas: Canvas, kind: str, rng: np.random.Generator, pose: Pose) -> None:
-    """Draw one object occluder in front of the target (all its pixels become label 0)."""
+def _occlude(canvas: Canvas, kind: str, rng: np.random.Generator, pose: Pose) -> np.ndarray:
+    """Draw one object occluder in front of the target (all its pixels become label 0); return its coverage."""
     h, w = canvas.lbl.shape
     Y, X = canvas.Y, canvas.X
+    cover = np.zeros((h, w), bool)
 
     def paint(mask, colour):
         canvas.paint(mask, colour, BACKGROUND)
+        cover[mask] = True
 
     if kind == "car":  # a parked car seen from the side, longer than the image is wide
         body = np.array(_PALETTE[str(rng.choice(["white", "black", "grey", "red", "blue", "navy", "charcoal"]))],
@@ -648,6 +658,7 @@ def _occlude(canvas: Canvas, kind: str, rng: np.random.Generator, pose: Pose) ->
             paint((Y > top + depth) & (np.abs(X - lx) <= 2.0), (90, 90, 92))
     else:
         raise ValueError(f"unknown occluder kind {kind!r}")
+    return cover
 
 
 # ----------------------------------------------------------------------------- one image
@@ -740,7 +751,9 @@ def render_image(spec: ImageSpec, app: Appearance, cam: Camera, seed: int, opts:
     kind = spec.occlusion
     visible = 1.0
     if kind == "cutoff":
-        canvas, visible = _clip_to_frame(canvas, rng, opts.visible_range, full_area)
+        clipped, cut_visible = _clip_to_frame(canvas, rng, opts.visible_range, full_area)
+        if opts.occluder_fill != "none":  # a frame cut hides without drawing: "background" is the same
+            canvas, visible = clipped, cut_visible
     elif kind != "none":
         # try again (pushing harder) until the visible share of the person is in visible_range
         lo, hi = opts.visible_range
@@ -755,12 +768,16 @@ def render_image(spec: ImageSpec, app: Appearance, cam: Camera, seed: int, opts:
                 other_pose = dataclasses.replace(
                     _sample_pose(rng, cam, other, h, w), centre_x=pose.centre_x + shift,
                     foot_y=pose.foot_y + rng.uniform(0, 0.12) * h, height=pose.height * rng.uniform(1.0, 1.18))
-                draw_person(canvas, other, other_pose, labelled=False)
+                cover = draw_person(canvas, other, other_pose, labelled=False)
             else:
-                _occlude(canvas, kind, rng, pose)
+                cover = _occlude(canvas, kind, rng, pose)
             visible = np.count_nonzero(canvas.lbl) / full_area
             if lo <= visible <= hi:
                 break
+        if opts.occluder_fill == "background":
+            canvas.img[cover] = background_img[cover]
+        elif opts.occluder_fill == "none":
+            canvas, visible = base, 1.0
 
     jitter = rng.uniform(0.9, 1.1) * rng.uniform(0.97, 1.03, 3).astype(np.float32)
     img = canvas.img * (1 + opts.lighting * (cam.gain * jitter - 1))
