@@ -10,6 +10,7 @@ from torchvision.transforms import v2
 from yacs.config import CfgNode as CN
 
 from mbf.config import get_cfg, load_config
+from mbf.data import ImageSet
 from mbf.errors import CheckpointError, ConfigError, DatasetError, InputError
 from mbf.parsing import (NUM_PARTS, HumanParser, ParseCache, ParserSettings, build_hrnet, build_mask_loader,
                          drop_covered, erase_patches, keep_salient, load_parser_weights, parse_images, patch_labels,
@@ -334,8 +335,10 @@ def test_label_files_are_checked_and_named(tmp_path):
         loader(image.format("b"))
     with pytest.raises(DatasetError, match="not found.*0001_c1_c.png"):
         loader(image.format("c"))
-    with pytest.raises(DatasetError, match=r"0001_c1_d.png is 4x6 .*0001_c1_d.jpg is 4x8"):
-        loader(image.format("d"))
+    # the size is checked where image and labels meet: the dataset, naming both files
+    assert loader(image.format("d")).shape == (6, 4)
+    with pytest.raises(DatasetError, match=r"0001_c1_d.png\) of .*0001_c1_d.jpg is 4x6 .*the image is 4x8"):
+        ImageSet([(image.format("d"), 1, 1, 0)], transform=None, mask_loader=loader)[0]
     with pytest.raises(DatasetError, match="0001_c1_e.png must be a single-channel"):
         loader(image.format("e"))
     with pytest.raises(DatasetError, match="cannot read part-label mask .*0001_c1_f.png"):

@@ -25,8 +25,9 @@ SOURCES = ("hrnet", "files", "cache")
 
 
 def read_label_png(path: Path, image_path: str = "") -> np.ndarray:
-    """Labels uint8 [H,W] from a PNG, checked to lie in 0..NUM_PARTS and, when ``image_path``
-    names an existing image, to have that image's size (read from its header only)."""
+    """Labels uint8 [H,W] from a PNG, checked to lie in 0..NUM_PARTS; ``image_path`` only names
+    the image in the error. The size is checked against the decoded image by the dataset that
+    reads both (:class:`mbf.data.loaders.ImageSet`), so the image is not opened twice."""
     path = Path(path)
     if not path.is_file():
         hint = f" for image {image_path}" if image_path else ""
@@ -41,17 +42,6 @@ def read_label_png(path: Path, image_path: str = "") -> np.ndarray:
     if labels.size and (labels.min() < 0 or labels.max() > NUM_PARTS):
         bad = int(labels.max()) if labels.max() > NUM_PARTS else int(labels.min())
         raise DatasetError(f"part-label mask {path} has label {bad}; labels must be 0..{NUM_PARTS}")
-    if image_path and Path(image_path).is_file():
-        try:
-            with Image.open(image_path) as img:
-                width, height = img.size
-        except (OSError, ValueError):
-            width, height = labels.shape[1], labels.shape[0]  # unreadable image: the image reader reports it
-        if labels.shape != (height, width):
-            raise DatasetError(
-                f"part-label mask {path} is {labels.shape[1]}x{labels.shape[0]} (width x height) but its image "
-                f"{image_path} is {width}x{height}"
-            )
     return labels.astype(np.uint8)
 
 
