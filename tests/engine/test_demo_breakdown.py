@@ -30,12 +30,12 @@ def test_breakdown_scores_the_queries_as_generated_painted_over_and_without_occl
     torch.save(model.state_dict(), weights)
 
     assert _script().main(["--config_file", str(TINY_CONFIG), "--weights", str(weights), "--fills", *opts]) == 0
-    out = capsys.readouterr().out
-    first, fills = out.split("\n\n")
+    tables = [line for line in capsys.readouterr().out.splitlines() if line.startswith("|")]  # not log lines
+    split = next(i for i, line in enumerate(tables) if line.startswith("| queries (R1 / mAP)"))
+    first, (header, _, *rows) = "\n".join(tables[:split]), tables[split:]
     overall = re.search(r"\| occluded \(all\) \| (\d+) \| ([\d.]+)% \| ([\d.]+)% \|", first)
     assert overall and int(overall.group(1)) == len(data.query)
     assert "global slice only" in first and "recovered parts slice only" in first
-    header, _, *rows = fills.strip().splitlines()
     assert header.count("|") == 6 and "occluders painted as background" in header and "occluders left out" in header
     cells = [re.findall(r"([\d.]+)% / ([\d.]+)%", row) for row in rows]
     assert all(len(c) == 3 for c in cells) and len(rows) >= 2
