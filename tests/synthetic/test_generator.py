@@ -153,7 +153,8 @@ def test_cut_off_bodies_are_clipped_boxes_resized_to_the_image():
 
 def test_occluder_fills_hide_the_same_pixels_or_none():
     """The diagnostic fills keep every random draw: "background" hides exactly the body pixels the
-    object hides, showing the background there instead; "none" is the unoccluded image."""
+    object hides, showing the background there instead (a frame cut keeps the body's scale);
+    "none" is the unoccluded image."""
     cam = syn.make_cameras(0, syn.make_options(**TINY))[0]
     app = syn.random_appearance(np.random.default_rng(8))
     for index, kind in enumerate(("car", "person", "bush", "cutoff")):
@@ -161,18 +162,21 @@ def test_occluder_fills_hide_the_same_pixels_or_none():
         obj, bg, none = (syn.render_image(spec, app, cam, 0, syn.make_options(**TINY, occluder_fill=fill))
                          for fill in syn.OCCLUDER_FILLS)
         holistic = syn.render_image(dataclasses.replace(spec, occlusion="none"), app, cam, 0, syn.make_options(**TINY))
-        assert np.array_equal(bg.labels, obj.labels) and bg.visible == obj.visible < 1.0
         assert np.array_equal(none.labels, holistic.labels) and none.visible == 1.0
-        if kind == "cutoff":  # the frame draws nothing: both hiding fills are the clipped box
-            assert np.array_equal(bg.image, obj.image)
-        else:
-            assert not np.array_equal(bg.image, obj.image)
-            # where the object hid the body the filled image shows neither the body nor the object
-            hidden = (holistic.labels > 0) & (obj.labels == 0)
-            assert hidden.any()
-            d_obj = np.abs(bg.image.astype(int) - obj.image.astype(int))[hidden].mean()
-            d_body = np.abs(bg.image.astype(int) - holistic.image.astype(int))[hidden].mean()
-            assert d_obj > 10 and d_body > 10
+        if kind == "cutoff":  # the unstretched cut keeps the visible rows or columns as they were
+            person = bg.labels > 0
+            assert bg.visible == obj.visible < 1.0
+            assert np.array_equal(bg.labels[person], holistic.labels[person])
+            assert np.count_nonzero(person) < np.count_nonzero(obj.labels)  # the clipped box is stretched
+            continue
+        assert np.array_equal(bg.labels, obj.labels) and bg.visible == obj.visible < 1.0
+        assert not np.array_equal(bg.image, obj.image)
+        # where the object hid the body the filled image shows neither the body nor the object
+        hidden = (holistic.labels > 0) & (obj.labels == 0)
+        assert hidden.any()
+        d_obj = np.abs(bg.image.astype(int) - obj.image.astype(int))[hidden].mean()
+        d_body = np.abs(bg.image.astype(int) - holistic.image.astype(int))[hidden].mean()
+        assert d_obj > 10 and d_body > 10
 
 
 def test_draw_person_labels_exactly_the_drawn_pixels():

@@ -58,9 +58,10 @@ BACKGROUND, HEAD, UPPER, LOWER, SHOES = 0, 1, 2, 3, 4
 
 OCCLUDER_KINDS = ("car", "pole", "box", "bush", "barrier", "person", "cutoff")
 # how an occluder is drawn: "object" (the dataset); "background" paints its pixels with the
-# background behind it (the same body pixels hidden, nothing left to mistake for the person);
-# "none" leaves it out (the holistic version of the same image). The last two are diagnostics:
-# they split an occluded query's loss into hidden information and distraction.
+# background behind it (the same body pixels hidden, nothing left to mistake for the person; a
+# frame cut keeps the body's scale instead of stretching the clipped box); "none" leaves it out
+# (the holistic version of the same image). The last two are diagnostics: they split an
+# occluded query's loss into hidden information and distraction.
 OCCLUDER_FILLS = ("object", "background", "none")
 
 
@@ -689,13 +690,15 @@ class Rendered:
 
 
 def _clip_to_frame(canvas: Canvas, rng: np.random.Generator, visible_range: tuple,
-                   full_area: int) -> tuple[Canvas, float]:
+                   full_area: int, background: np.ndarray | None = None) -> tuple[Canvas, float]:
     """A person cut off by the camera frame, as a detector's box clipped to the frame sees it.
 
     The box keeps the visible part only: the top rows (the body leaves the frame at the bottom,
     70%) or the columns on one side (it leaves sideways), cut where the visible share of the
     person drawn from ``visible_range`` is reached; the clipped box is then resized to the
-    image size like every re-ID crop, which stretches it along the cut axis."""
+    image size like every re-ID crop, which stretches it along the cut axis. With ``background``
+    (the "background" occluder fill) the box is not resized: it keeps its place and scale and
+    the cut-away part shows ``background``, so the same body pixels are hidden, nothing stretched."""
     h, w = canvas.lbl.shape
     person = canvas.lbl > 0
     target = rng.uniform(*visible_range) * full_area
@@ -709,6 +712,10 @@ def _clip_to_frame(canvas: Canvas, rng: np.random.Generator, visible_range: tupl
     window = slice(0, keep) if from_start else slice(size - keep, size)
     box = (window, slice(None)) if axis == 0 else (slice(None), window)
     img, lbl = canvas.img[box], canvas.lbl[box]
+    if background is not None:
+        out = Canvas(background)
+        out.img[box], out.lbl[box] = img, lbl
+        return out, float(np.count_nonzero(lbl) / full_area)
     out = Canvas(np.asarray(Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).resize((w, h), Image.BILINEAR),
                             np.float32))
     out.lbl[...] = np.asarray(Image.fromarray(lbl).resize((w, h), Image.NEAREST))
@@ -751,8 +758,9 @@ def render_image(spec: ImageSpec, app: Appearance, cam: Camera, seed: int, opts:
     kind = spec.occlusion
     visible = 1.0
     if kind == "cutoff":
-        clipped, cut_visible = _clip_to_frame(canvas, rng, opts.visible_range, full_area)
-        if opts.occluder_fill != "none":  # a frame cut hides without drawing: "background" is the same
+        clipped, cut_visible = _clip_to_frame(canvas, rng, opts.visible_range, full_area,
+                                              background_img if opts.occluder_fill == "background" else None)
+        if opts.occluder_fill != "none":
             canvas, visible = clipped, cut_visible
     elif kind != "none":
         # try again (pushing harder) until the visible share of the person is in visible_range
