@@ -104,7 +104,8 @@ def main(argv=None) -> int:
 
 def _fills_table(cfg, query, gallery, kinds, features) -> str:
     """R1 / mAP of the occluded queries as generated, with occluders painted as background, and left out."""
-    from mbf.data.synthetic import DATASET_DIR_NAME, GENERATOR_VERSION, MASK_DIR, SynthOptions, generate, read_manifest
+    from mbf.data.synthetic import (DATASET_DIR_NAME, GENERATOR_VERSION, MASK_DIR, SynthOptions, generate,
+                                    read_manifest, regenerate_command)
     from mbf.engine.datasets import load_dataset
 
     dataset_dir = os.path.join(cfg.DATASETS.ROOT_DIR, DATASET_DIR_NAME)
@@ -113,7 +114,7 @@ def _fills_table(cfg, query, gallery, kinds, features) -> str:
         sys.exit(f"{dataset_dir}: no synthetic manifest; --fills needs a dataset written by mbf synth")
     if manifest.version != GENERATOR_VERSION:  # regenerating would draw other images
         sys.exit(f"{dataset_dir}: generator v{manifest.version}, this is v{GENERATOR_VERSION}; --fills needs a "
-                 f"current dataset: mbf synth --out {dataset_dir} --seed {manifest.seed} --force")
+                 f"current dataset: {regenerate_command(dataset_dir, manifest.seed)}")
     options = dataclasses.asdict(SynthOptions.from_dict(manifest.options))
     variants = {"as generated": query}
     with tempfile.TemporaryDirectory() as tmp:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import os
 import re
 from pathlib import Path
@@ -292,3 +293,22 @@ def test_engine_generates_the_synthetic_set_with_the_configured_seed(tmp_path, m
     assert seen == {"root": tmp_path / syn.DATASET_DIR_NAME, "seed": 7}
     assert syn.read_manifest(tmp_path / syn.DATASET_DIR_NAME).seed == 7
     assert dataset.num_train_pids == syn.make_options(**TINY).num_train_ids
+
+
+def test_a_dataset_of_an_older_generator_is_kept_with_a_warning_naming_the_command(tmp_path, caplog):
+    root = tmp_path / syn.DATASET_DIR_NAME
+    syn.generate(root, seed=3, **TINY)
+    manifest = root / syn.MANIFEST_NAME
+    content = json.loads(manifest.read_text())
+    content["version"] = syn.GENERATOR_VERSION - 1
+    manifest.write_text(json.dumps(content))
+    before = _files(root)
+    syn.log.addHandler(caplog.handler)  # direct: a training run may have stopped "mbf" logs reaching the root
+    try:
+        with caplog.at_level("WARNING", logger=syn.__name__):
+            summary = syn.ensure_dataset(root, seed=3, **TINY)
+    finally:
+        syn.log.removeHandler(caplog.handler)
+    assert summary.version == syn.GENERATOR_VERSION - 1 and _files(root) == before
+    assert syn.regenerate_command(root, 3) == f"mbf synth --out {root} --seed 3 --force"
+    assert syn.regenerate_command(root, 3) in caplog.text

@@ -757,7 +757,7 @@ def render_image(spec: ImageSpec, app: Appearance, cam: Camera, seed: int, opts:
     full_area = max(int(np.count_nonzero(canvas.lbl)), 1)
     kind = spec.occlusion
     visible = 1.0
-    if kind == "cutoff":
+    if kind == "cutoff":  # clipped in every fill, so that the later random draws stay the same
         clipped, cut_visible = _clip_to_frame(canvas, rng, opts.visible_range, full_area,
                                               background_img if opts.occluder_fill == "background" else None)
         if opts.occluder_fill != "none":
@@ -784,7 +784,7 @@ def render_image(spec: ImageSpec, app: Appearance, cam: Camera, seed: int, opts:
                 break
         if opts.occluder_fill == "background":
             canvas.img[cover] = background_img[cover]
-        elif opts.occluder_fill == "none":
+        elif opts.occluder_fill == "none":  # drawn and dropped, so that the later random draws stay the same
             canvas, visible = base, 1.0
 
     jitter = rng.uniform(0.9, 1.1) * rng.uniform(0.97, 1.03, 3).astype(np.float32)
@@ -977,6 +977,11 @@ def dataset_status(dataset_dir: str | os.PathLike) -> str:
     return "missing"
 
 
+def regenerate_command(dataset_dir: str | os.PathLike, seed: int) -> str:
+    """The command that replaces the dataset in ``dataset_dir`` with the current generator's."""
+    return f"mbf synth --out {dataset_dir} --seed {seed} --force"
+
+
 def ensure_dataset(dataset_dir: str | os.PathLike, seed: int = 0, num_ids: int | None = None,
                    **options) -> SynthSummary:
     """Generate the dataset in ``dataset_dir`` unless a complete one is already there.
@@ -992,8 +997,8 @@ def ensure_dataset(dataset_dir: str | os.PathLike, seed: int = 0, num_ids: int |
         summary = read_manifest(root)
         if summary.version != GENERATOR_VERSION:
             log.warning("%s was made by synthetic generator version %d (this is %d); using it as it is "
-                        "(make the current one with: mbf synth --out %s --seed %d --force)",
-                        root, summary.version, GENERATOR_VERSION, root, summary.seed)
+                        "(make the current one with: %s)", root, summary.version, GENERATOR_VERSION,
+                        regenerate_command(root, summary.seed))
         log.info("synthetic dataset %s: seed %d, %s", root, summary.seed, summary.counts)
         return summary
     if state == "incomplete":
