@@ -93,3 +93,14 @@ def test_new_keys_allowed_under_human_parsing_extra(tmp_path):
     path = tmp_path / "extra.yml"
     path.write_text("HUMAN_PARSING:\n  EXTRA:\n    SOMETHING_NEW: 3\n")
     assert load_config(path).HUMAN_PARSING.EXTRA.SOMETHING_NEW == 3
+
+
+def test_no_two_configs_share_an_output_dir():
+    """Two configs writing one folder would overwrite each other's checkpoints and results."""
+    folders: dict[str, str] = {}
+    for path in sorted((REPO / "configs").rglob("*.yml")):
+        folder = str(Path(load_config(path).OUTPUT_DIR).resolve())
+        name = str(path.relative_to(REPO))
+        assert folder not in folders, f"{name} and {folders[folder]} both write {folder}"
+        folders[folder] = name
+    assert len(folders) >= 10
