@@ -55,3 +55,20 @@ def relative_error(actual, expected) -> float:
 def rel_err():
     """The relative-error measure of the fixtures README, as a fixture."""
     return relative_error
+
+
+@pytest.fixture
+def mbf_log(caplog):
+    """caplog that also sees the ``mbf`` loggers' records after the command line's logging set-up
+    (which stops them from propagating to the root logger, where caplog listens)."""
+    import logging
+
+    logger = logging.getLogger("mbf")
+    logger.addHandler(caplog.handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        yield caplog
+    finally:
+        logger.removeHandler(caplog.handler)
+        logger.setLevel(level)

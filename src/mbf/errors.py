@@ -27,5 +27,9 @@ class InputError(MBFError):
     """Tensors or arrays handed to the API do not have the expected shape or values."""
 
 
+class RunFolderError(MBFError):
+    """An output folder holds another run, or a resume does not match the run it continues."""
+
+
 class TrainingError(MBFError):
     """Training cannot go on (a non-finite loss, say); the last good checkpoint is kept."""

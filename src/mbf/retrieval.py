@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from .data import IMAGE_EXTENSIONS, build_test_transform, read_image
+from .data.loaders import num_workers
 from .data.datasets import NAME_PATTERN
 from .errors import DatasetError, InputError
 
@@ -77,7 +78,7 @@ class Embedder:
         cameras = getattr(getattr(self.model, "backbone", None), "num_cameras", 0)
         images = _Images(paths, build_test_transform(self.cfg), cameras)
         loader = DataLoader(images, batch_size=self.cfg.TEST.IMS_PER_BATCH,
-                            num_workers=max(int(self.cfg.DATALOADER.NUM_WORKERS), 0))
+                            num_workers=num_workers(self.cfg))
         feats = []
         for img, cam in tqdm(loader, desc="extract", disable=not progress, dynamic_ncols=True):
             cam = cam.to(self.device) if cameras else None

@@ -114,3 +114,17 @@ def test_an_unreadable_image_in_a_worker_process_is_reported_in_one_line(market_
         list(build_test_loader(cfg, dataset.query))
     message = user_message(err.value)
     assert message.startswith("cannot read image") and broken in message and "\n" not in message
+
+
+def test_more_workers_than_cpus_are_capped_with_one_log_line(monkeypatch, mbf_log):
+    from mbf.data import loaders
+
+    monkeypatch.setattr(loaders, "available_cpus", lambda: 2)
+    monkeypatch.setattr(loaders, "_capped", set())
+    cfg = small_cfg()
+    cfg.DATALOADER.NUM_WORKERS = 16
+    assert loaders.num_workers(cfg) == 2
+    assert loaders.num_workers(cfg) == 2
+    assert mbf_log.text.count("DATALOADER.NUM_WORKERS 16 capped at the 2 CPUs available") == 1
+    cfg.DATALOADER.NUM_WORKERS = 1
+    assert loaders.num_workers(cfg) == 1

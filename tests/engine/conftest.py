@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from mbf.config import load_config
-from mbf.data.synthetic import DATASET_DIR_NAME, MASK_DIR, generate
+from mbf.data.synthetic import DATASET_DIR_NAME, generate
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_CONFIG = REPO / "configs" / "Synthetic" / "mbf_tiny.yml"
@@ -31,8 +31,7 @@ def tiny_overrides(root: Path, output_dir: Path, epochs: int = 1) -> list[str]:
         "MODEL.VIT_EMBED_DIM", "32", "MODEL.VIT_DEPTH", "2", "MODEL.VIT_NUM_HEADS", "2",
         "MODEL.DECODER_FFN_DIM", "32", "MODEL.DROP_PATH", "0.0",
         "INPUT.SIZE_TRAIN", "[64, 32]", "INPUT.SIZE_TEST", "[64, 32]", "INPUT.PADDING", "2",
-        "DATASETS.ROOT_DIR", str(root),
-        "HUMAN_PARSING.MASK_DIR", str(root / DATASET_DIR_NAME / MASK_DIR),
+        "DATASETS.ROOT_DIR", str(root),  # moves the part-label masks too (HUMAN_PARSING.MASK_DIR is relative)
         "DATALOADER.NUM_WORKERS", "0", "DATALOADER.NUM_INSTANCE", "2",
         "SOLVER.IMS_PER_BATCH", "8", "SOLVER.MAX_EPOCHS", str(epochs), "SOLVER.WARMUP_EPOCHS", "1",
         "SOLVER.EVAL_PERIOD", "100", "SOLVER.CHECKPOINT_PERIOD", "100", "SOLVER.LOG_PERIOD", "1",

@@ -1,8 +1,7 @@
 """Checkpoints are written atomically and read back with clear errors."""
 import pytest
-import torch
 
-from mbf.engine.checkpoint import atomic_save, load_file, rng_state, set_rng_state
+from mbf.engine.checkpoint import atomic_save, load_file
 from mbf.errors import CheckpointError
 
 
@@ -27,10 +26,3 @@ def test_missing_and_corrupt_files_are_named(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="corrupt.pth"):
         load_file(bad)
-
-
-def test_rng_state_round_trip():
-    state = rng_state()
-    a = torch.rand(3)
-    set_rng_state(state)
-    assert torch.equal(torch.rand(3), a)

@@ -63,6 +63,9 @@ def test_a_run_killed_mid_training_resumes_to_identical_weights(tiny_opts):
     resumed = subprocess.run(train_command(crashed, "--resume"), capture_output=True, text=True, cwd=REPO)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"continuing at epoch {killed_at + 1}" in resumed.stdout + resumed.stderr
+    first, second = json.loads((out / "run.json").read_text())["invocations"]
+    assert "train.py" in first["command"] and "--resume" not in first["command"]
+    assert "--resume" in second["command"] and second["start_epoch"] == killed_at + 1
     name = f"transformer_{epochs}.pth"
     straight_dir = Path(straight[straight.index("OUTPUT_DIR") + 1])
     assert_same_state(load_file(straight_dir / name), load_file(out / name))

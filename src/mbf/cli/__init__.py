@@ -46,12 +46,35 @@ def build_parser() -> argparse.ArgumentParser:
     for name, module in _available().items():
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+        p.set_defaults(_run=module.run, _switches=_switches(p))
     return parser
+
+
+def _switches(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """The on/off options of a subcommand, ``{option string: destination}``."""
+    return {option: action.dest for action in parser._actions
+            if action.nargs == 0 and action.const is True for option in action.option_strings}
+
+
+def _late_switches(args: argparse.Namespace) -> None:
+    """Switches such as ``--resume`` written after the ``KEY VALUE`` overrides: argparse hands
+    everything after the first override to ``opts``; take them back out of it."""
+    opts = getattr(args, "opts", None)
+    if not opts:
+        return
+    switches = getattr(args, "_switches", {})
+    kept = []
+    for token in opts:
+        if token in switches:
+            setattr(args, switches[token], True)
+        else:
+            kept.append(token)
+    args.opts = kept
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _late_switches(args)
     try:
         return int(args._run(args) or 0)
     except MBFError as exc:

@@ -9,7 +9,6 @@ MODEL.DEVICE (float16 autocast on CUDA when SOLVER.AMP, as the online parser in 
 from __future__ import annotations
 
 import logging
-import os
 
 from . import add_config_arguments
 
@@ -24,6 +23,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from ..config import load_config
+    from ..data.loaders import num_workers
     from ..engine.datasets import load_dataset
     from ..engine.runtime import resolve_device, setup_logging
     from ..parsing import HumanParser, ParseCache, parse_images
@@ -38,7 +38,7 @@ def run(args) -> int:
     cache.write_manifest()
     log.info("parse cache %s (%s): %d training images", cache.folder, cache.settings.describe(), len(paths))
     done = parse_images(parser, cache, paths, cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD,
-                        cfg.HUMAN_PARSING.BATCH_SIZE, device, num_workers=min(int(cfg.DATALOADER.NUM_WORKERS), os.cpu_count() or 1),
+                        cfg.HUMAN_PARSING.BATCH_SIZE, device, num_workers=num_workers(cfg),
                         amp=bool(cfg.SOLVER.AMP))
     log.info("parse cache %s: %d images parsed now, %d in all; train with HUMAN_PARSING.SOURCE cache "
              "HUMAN_PARSING.CACHE_DIR %s", cache.folder, done, len(paths), cache.base)

@@ -11,7 +11,10 @@ HELP = "train a model: mbf train --config_file configs/OCC_Duke/mbf.yml [KEY VAL
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last.pth")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in OUTPUT_DIR from its last.pth (its config must match)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run found in OUTPUT_DIR (deletes its checkpoints, results, logs and pictures)")
     # accepted for torch.distributed.launch; torchrun passes LOCAL_RANK in the environment
     parser.add_argument("--local_rank", type=int, default=None, help=argparse.SUPPRESS)
     add_config_arguments(parser)
@@ -27,7 +30,7 @@ def run(args) -> int:
     logger = setup_logging(main_process)
     logger.info("MBF training with config %s", args.config_file or "(defaults)")
     logger.info("Running with config:\n%s", cfg.dump())
-    trainer = Trainer(cfg, config_file=args.config_file, resume=args.resume)
+    trainer = Trainer(cfg, config_file=args.config_file, resume=args.resume, overwrite=args.overwrite)
     if main_process:
         attach_log_file(logger, cfg.OUTPUT_DIR or ".", "train_log.txt")
     logging.getLogger("mbf.train").info("saving checkpoints and logs in %s", cfg.OUTPUT_DIR or ".")

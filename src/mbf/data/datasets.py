@@ -75,6 +75,8 @@ class ReIDDataset:
                 "  subset   | # ids | # images | # cameras", rule]
         for subset in ("train", "query", "gallery"):
             items = getattr(self, subset)
+            if not items:  # not read (a test run reads no training split)
+                continue
             ids = len({pid for _, pid, _, _ in items})
             cams = len({cam for _, _, cam, _ in items})
             rows.append(f"  {subset:<8} | {ids:5d} | {len(items):8d} | {cams:9d}")
@@ -158,20 +160,29 @@ def relabel(items: list[Item]) -> list[Item]:
     return [(path, label[pid], cam, view) for path, pid, cam, view in items]
 
 
-def build_dataset(name: str, root: str, verbose: bool = True) -> ReIDDataset:
-    """Read dataset ``name`` from ``root`` (DATASETS.ROOT_DIR) and log its statistics."""
+SUBSETS = ("train", "query", "gallery")
+TEST_SUBSETS = ("query", "gallery")
+
+
+def build_dataset(name: str, root: str, verbose: bool = True, subsets: tuple = SUBSETS) -> ReIDDataset:
+    """Read dataset ``name`` from ``root`` (DATASETS.ROOT_DIR) and log its statistics.
+
+    ``subsets`` limits what is read (and must be on disk): evaluation needs only
+    :data:`TEST_SUBSETS`, so a test run works without the training folder.
+    """
     if name not in DATASETS:
         raise DatasetError(f"unknown dataset {name!r} (DATASETS.NAMES); known: {', '.join(DATASETS)}")
     spec = DATASETS[name]
+    wanted = {subset: split for subset, split in spec.folders().items() if subset in subsets}
     root_path = Path(root)
-    missing = [s.folder for s in spec.folders().values() if not (root_path / s.folder).is_dir()]
+    missing = [s.folder for s in wanted.values() if not (root_path / s.folder).is_dir()]
     if missing:
         raise DatasetError(
             f"dataset {name!r}: folder {root_path / missing[0]} not found (DATASETS.ROOT_DIR={root!r}). "
             f"Expected layout:\n{_expected_tree(name, root_path, spec)}"
         )
-    splits = {}
-    for subset, split in spec.folders().items():
+    splits = {subset: [] for subset in SUBSETS}
+    for subset, split in wanted.items():
         items = read_split(root_path, split)
         if not items:
             raise DatasetError(

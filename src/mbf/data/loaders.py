@@ -7,6 +7,8 @@ later on the whole batch (mbf.augmentation) because the training step needs thei
 """
 from __future__ import annotations
 
+import logging
+import os
 from typing import Callable
 
 import numpy as np
@@ -21,6 +23,9 @@ from .samplers import DistributedRandomIdentitySampler, RandomIdentitySampler
 from .transforms import build_test_transform, build_train_transform
 
 MaskLoader = Callable[[str], np.ndarray]
+
+log = logging.getLogger(__name__)
+_capped: set = set()  # (requested, available) pairs already reported
 
 
 class ImageSet(Dataset):
@@ -59,8 +64,25 @@ class ImageSet(Dataset):
         return sample
 
 
-def _workers(cfg) -> int:
-    return max(int(cfg.DATALOADER.NUM_WORKERS), 0)
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, which containers and job schedulers set)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def num_workers(cfg) -> int:
+    """DATALOADER.NUM_WORKERS, capped at the CPUs available: more worker processes than CPUs only
+    contend (the seed configs ask for 16). The cap is logged once per process."""
+    requested = max(int(cfg.DATALOADER.NUM_WORKERS), 0)
+    cpus = available_cpus()
+    if requested <= cpus:
+        return requested
+    if (requested, cpus) not in _capped:
+        _capped.add((requested, cpus))
+        log.info("DATALOADER.NUM_WORKERS %d capped at the %d CPUs available", requested, cpus)
+    return cpus
 
 
 def build_train_sampler(cfg, items: list, rank: int = 0, world_size: int = 1):
@@ -101,7 +123,7 @@ def build_train_loader(cfg, dataset, mask_loader: MaskLoader | None = None, rank
         batch_size=cfg.SOLVER.IMS_PER_BATCH // world_size,
         sampler=sampler,
         drop_last=True,
-        num_workers=_workers(cfg),
+        num_workers=num_workers(cfg),
         pin_memory=torch.cuda.is_available(),
     )
 
@@ -112,6 +134,6 @@ def build_test_loader(cfg, items: list) -> DataLoader:
         ImageSet(items, build_test_transform(cfg)),
         batch_size=cfg.TEST.IMS_PER_BATCH,
         shuffle=False,
-        num_workers=_workers(cfg),
+        num_workers=num_workers(cfg),
         pin_memory=torch.cuda.is_available(),
     )

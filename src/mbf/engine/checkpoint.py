@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import os
-import random
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..errors import CheckpointError
@@ -39,25 +37,6 @@ def load_file(path: str | os.PathLike, weights_only: bool = True) -> Any:
         return torch.load(path, map_location="cpu", weights_only=weights_only)
     except Exception as exc:  # corrupt zip, truncated pickle, foreign format...
         raise CheckpointError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from None
-
-
-def rng_state() -> dict:
-    state = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

@@ -8,12 +8,14 @@ from .distributed import DistInfo, barrier
 SYNTHETIC = "synthetic_occ"
 
 
-def load_dataset(cfg, verbose: bool = True, dist: DistInfo | None = None):
+def load_dataset(cfg, verbose: bool = True, dist: DistInfo | None = None, test_only: bool = False):
     """``build_dataset`` for the configured name; the synthetic set is generated on first use.
 
+    ``test_only`` reads the query and gallery alone (evaluation never needs the training split).
     In a distributed run only the main process generates it; the others wait for it.
     """
     from ..data import build_dataset
+    from ..data.datasets import SUBSETS, TEST_SUBSETS
     from ..data.synthetic import DATASET_DIR_NAME, ensure_dataset
 
     dist = dist or DistInfo()
@@ -21,4 +23,5 @@ def load_dataset(cfg, verbose: bool = True, dist: DistInfo | None = None):
         if dist.is_main:
             ensure_dataset(Path(cfg.DATASETS.ROOT_DIR) / DATASET_DIR_NAME, seed=cfg.DATASETS.SYNTHETIC_SEED)
         barrier(dist)
-    return build_dataset(cfg.DATASETS.NAMES, cfg.DATASETS.ROOT_DIR, verbose=verbose)
+    subsets = TEST_SUBSETS if test_only else SUBSETS
+    return build_dataset(cfg.DATASETS.NAMES, cfg.DATASETS.ROOT_DIR, verbose=verbose, subsets=subsets)

@@ -16,6 +16,7 @@ class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    group: bool = False  # a process group was joined (also by a one-process torchrun run)
 
     @property
     def is_main(self) -> bool:
@@ -23,17 +24,18 @@ class DistInfo:
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        return self.world_size > 1 or self.group
 
 
-def init_distributed(device_type: str) -> DistInfo:
+def init_distributed(device_type: str, single: bool = False) -> DistInfo:
     """Join the process group that torchrun describes through its environment variables.
 
     Without ``WORLD_SIZE`` in the environment (a plain ``python train.py``) this is a
-    single-process run.
+    single-process run. ``single`` joins a group of one too (torchrun --nproc_per_node 1 with
+    MODEL.DIST_TRAIN), so the NCCL / DDP path can be checked on one GPU.
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
+    if world_size <= 1 and not (single and "RANK" in os.environ):
         return DistInfo()
     rank = int(os.environ["RANK"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -43,7 +45,7 @@ def init_distributed(device_type: str) -> DistInfo:
     if not dist.is_initialized():
         dist.init_process_group(backend=backend, init_method="env://")
     log.info("distributed: rank %d of %d (local %d, %s)", rank, world_size, local_rank, backend)
-    return DistInfo(rank, world_size, local_rank)
+    return DistInfo(rank, world_size, local_rank, group=True)
 
 
 def barrier(info: DistInfo) -> None:

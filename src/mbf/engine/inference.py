@@ -1,7 +1,6 @@
 """Descriptor extraction and evaluation of a model on a query + gallery split."""
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -13,9 +12,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-log = logging.getLogger(__name__)
+from .precision import inference_precision
 
-AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -24,13 +23,6 @@ class Features:
     pids: np.ndarray
     camids: np.ndarray
     paths: list[str]
-
-
-def autocast_for(device: torch.device, enabled: bool, dtype_name: str = "bfloat16"):
-    """Autocast on CUDA when enabled; a no-op context on the CPU (full precision there)."""
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=AMP_DTYPES[dtype_name])
-    return contextlib.nullcontext()
 
 
 @torch.no_grad()
@@ -43,7 +35,12 @@ def extract_features(
     progress: bool = False,
     desc: str = "extract",
 ) -> Features:
-    """Run the eval-mode model over a test loader (batches of dicts) and collect descriptors."""
+    """Run the eval-mode model over a test loader (batches of dicts) and collect descriptors.
+
+    ``amp``/``amp_dtype`` are TEST.AMP / TEST.AMP_DTYPE (see :mod:`mbf.engine.precision`);
+    descriptors always come back as float32.
+    """
+    precision = inference_precision(amp, amp_dtype, device)
     was_training = model.training
     model.eval()
     feats, pids, camids, paths = [], [], [], []
@@ -51,7 +48,7 @@ def extract_features(
         img = batch["img"].to(device, non_blocking=True)
         cam = batch["camid"].to(device)
         view = batch["viewid"].to(device)
-        with autocast_for(device, amp, amp_dtype):
+        with precision.autocast():
             f = model(img, cam_label=cam, view_label=view)
         feats.append(f.float().cpu())
         pids.append(batch["pid"].cpu().numpy())

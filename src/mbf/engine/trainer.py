@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,16 +19,16 @@ from torch import nn
 from tqdm import tqdm
 
 from ..errors import TrainingError
-from .checkpoint import atomic_save, load_file, rng_state, unwrap
+from .checkpoint import atomic_save, unwrap
 from .distributed import DistInfo, barrier, init_distributed
 from .inference import evaluate_model, log_metrics, write_results
 from .optim import build_optimizer, build_scheduler
+from .precision import training_precision
+from .run_folder import LAST, clear_run, environment, open_run_folder, write_run_records
 from .runtime import resolve_device, seed_everything
 from .steps import GlobalStep, MBFStep
 
 log = logging.getLogger("mbf.train")
-
-LAST = "last.pth"
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -50,7 +51,14 @@ class Meter:
 
 
 class Trainer:
-    def __init__(self, cfg, config_file: str = "", resume: bool = False):
+    """One training run in OUTPUT_DIR.
+
+    ``resume`` continues the run saved there (its config must match, see
+    :mod:`mbf.engine.run_folder`); ``overwrite`` replaces a run found there. Without either, a
+    folder that holds another run is refused before anything is built or written.
+    """
+
+    def __init__(self, cfg, config_file: str = "", resume: bool = False, overwrite: bool = False):
         from ..data import build_train_loader
         from ..losses import build_criterion
         from ..modeling import build_model
@@ -60,13 +68,13 @@ class Trainer:
 
         self.cfg = cfg
         self.config_file = config_file
-        self.resume = resume or cfg.SOLVER.RESUME
-        distributed = cfg.MODEL.DIST_TRAIN or int(__import__("os").environ.get("WORLD_SIZE", "1")) > 1
-        self.dist: DistInfo = init_distributed(cfg.MODEL.DEVICE) if distributed else DistInfo()
+        self.output_dir = Path(cfg.OUTPUT_DIR or ".")
+        self.start = open_run_folder(self.output_dir, cfg, resume=resume or cfg.SOLVER.RESUME, overwrite=overwrite)
+        distributed = cfg.MODEL.DIST_TRAIN or int(os.environ.get("WORLD_SIZE", "1")) > 1
+        self.dist: DistInfo = init_distributed(cfg.MODEL.DEVICE, single=cfg.MODEL.DIST_TRAIN) if distributed else DistInfo()
         self.device = resolve_device(
             cfg.MODEL.DEVICE, cfg.MODEL.DEVICE_ID, self.dist.local_rank if self.dist.enabled else None
         )
-        self.output_dir = Path(cfg.OUTPUT_DIR or ".")
         seed_everything(cfg.SOLVER.SEED)
 
         self.dataset = load_dataset(cfg, verbose=self.dist.is_main, dist=self.dist)
@@ -77,8 +85,10 @@ class Trainer:
             cfg, self.dataset, mask_loader=mask_loader, rank=self.dist.rank, world_size=self.dist.world_size
         )
         self.num_classes = self.dataset.num_train_pids
+        # a resumed run takes every weight from last.pth: no ImageNet file is needed then
         self.model = build_model(
-            cfg, self.num_classes, self.dataset.num_train_cams, self.dataset.num_train_vids
+            cfg, self.num_classes, self.dataset.num_train_cams, self.dataset.num_train_vids,
+            pretrained=self.start.state is None,
         ).to(self.device)
         criterion = build_criterion(cfg, self.num_classes)
         if self.is_mbf:
@@ -99,13 +109,26 @@ class Trainer:
 
         self.optimizer = build_optimizer(cfg, self.model)
         self.scheduler = build_scheduler(cfg, self.optimizer)
-        self.use_amp = bool(cfg.SOLVER.AMP) and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.precision = training_precision(cfg.SOLVER.AMP, cfg.SOLVER.AMP_DTYPE, self.device)
+        self.scaler = self.precision.grad_scaler()
         self.start_epoch = 1
         self.history: list[dict] = []
         self.writer = None
-        if self.resume:
-            self._load_state()
+        if self.start.state is not None:
+            self._load_state(self.start.state)
+        if self.dist.is_main:
+            self._write_records(overwrite)
+
+    def _write_records(self, overwrite: bool) -> None:
+        if overwrite:
+            removed = clear_run(self.output_dir)
+            if removed:
+                log.warning("--overwrite: removed the previous run's %s from %s", ", ".join(removed), self.output_dir)
+        env = environment(self.device, self.precision, self.dist.world_size)
+        write_run_records(self.output_dir, self.cfg, env, self.config_file, self.start)
+        log.info("training precision: %s", self.precision.describe())
+        for key, (old, new) in self.start.changed.items():
+            log.info("resuming with %s changed: %r -> %r", key, old, new)
 
     # ------------------------------------------------------------------ state
     def _state(self, epoch: int) -> dict:
@@ -113,26 +136,22 @@ class Trainer:
             "epoch": epoch,
             "model": unwrap(self.model).state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "rng": rng_state(),
             "history": self.history,
             "config": self.cfg.dump(),
         }
 
-    def _load_state(self) -> None:
-        path = self.output_dir / LAST
-        if not path.is_file():
-            log.info("no %s to resume from: starting from epoch 1", path)
-            return
-        state = load_file(path, weights_only=False)
+    def _load_state(self, state: dict) -> None:
+        """Weights, optimiser, loss scaler and history from last.pth. The LR schedule is not
+        restored: it is a function of the epoch and the config (so a longer SOLVER.MAX_EPOCHS
+        stretches it), and every epoch reseeds the random generators (so none are stored)."""
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         self.history = list(state.get("history", []))
         self.start_epoch = int(state["epoch"]) + 1
-        log.info("resumed from %s: continuing at epoch %d", path, self.start_epoch)
+        log.info("resumed from %s: continuing at epoch %d", self.output_dir / LAST, self.start_epoch)
 
     def _save(self, epoch: int) -> None:
         if not self.dist.is_main:
@@ -173,7 +192,7 @@ class Trainer:
         for it, batch in enumerate(bar, start=1):
             batch = self._to_device(batch)
             self.optimizer.zero_grad(set_to_none=True)
-            with torch.autocast("cuda", dtype=torch.float16, enabled=self.use_amp):
+            with self.precision.autocast():
                 out = self.step(batch, generator)
             if not torch.isfinite(out.loss.detach()):
                 terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in out.terms.items())

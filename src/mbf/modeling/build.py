@@ -117,11 +117,13 @@ def build_model(cfg, num_classes: int, camera_num: int, view_num: int, pretraine
     return model
 
 
-def build_model_from_checkpoint(cfg, weights) -> nn.Module:
+def build_model_from_checkpoint(cfg, weights, num_views: int | None = None) -> nn.Module:
     """The configured model sized for a trained checkpoint, with its weights loaded.
 
     The number of identities and cameras are read from the checkpoint's classifier and SIE
-    table, so descriptors can be extracted without the training dataset at hand.
+    table, so descriptors can be extracted without the training dataset at hand. With both
+    MODEL.SIE_CAMERA and MODEL.SIE_VIEW the table has cameras x views rows: pass ``num_views``
+    (every dataset read here has one view).
     """
     state = read_state_dict(weights, "model weights")
     if is_reference_format(state):
@@ -132,10 +134,13 @@ def build_model_from_checkpoint(cfg, weights) -> nn.Module:
     sie = state.get("backbone.sie_embed")
     rows = int(sie.shape[0]) if sie is not None else 0
     if cfg.MODEL.SIE_CAMERA and cfg.MODEL.SIE_VIEW and rows:
-        raise ConfigError("with both MODEL.SIE_CAMERA and MODEL.SIE_VIEW the camera count cannot be read from the "
-                          "checkpoint; evaluate with `mbf test` on the dataset instead")
-    cameras = rows if cfg.MODEL.SIE_CAMERA else 1
-    views = rows if cfg.MODEL.SIE_VIEW else 1
+        if not num_views or rows % num_views:
+            raise ConfigError(f"{weights}: with both MODEL.SIE_CAMERA and MODEL.SIE_VIEW its {rows}-row camera x view "
+                              f"table cannot be split without the number of views (got {num_views})")
+        cameras, views = rows // num_views, num_views
+    else:
+        cameras = rows if cfg.MODEL.SIE_CAMERA else 1
+        views = rows if cfg.MODEL.SIE_VIEW else 1
     model = build_model(cfg, int(classifier.shape[0]), max(cameras, 1), max(views, 1), pretrained=False)
     model.load_param(state)
     return model

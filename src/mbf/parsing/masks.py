@@ -3,7 +3,8 @@
 - ``hrnet``: none stored; the parser runs on every training batch (the reference's way).
 - ``files``: label PNGs (values 0..4) under HUMAN_PARSING.MASK_DIR that mirror the images:
   ``MASK_DIR/<image's folder name>/<image stem>.png`` (the synthetic dataset's ground truth,
-  or masks made by another parser).
+  or masks made by another parser). A relative MASK_DIR lies under DATASETS.ROOT_DIR, so
+  moving the datasets is one key.
 - ``cache``: the labels ``mbf parse`` stored, one PNG per training image, in a folder named
   after the parser checkpoint and settings (see :mod:`mbf.parsing.cache`).
 
@@ -59,6 +60,12 @@ class FolderMasks:
         return read_label_png(self.path_for(image_path), image_path)
 
 
+def mask_dir(cfg) -> Path:
+    """HUMAN_PARSING.MASK_DIR as a path: absolute as given, relative under DATASETS.ROOT_DIR."""
+    folder = Path(cfg.HUMAN_PARSING.MASK_DIR)
+    return folder if folder.is_absolute() else Path(cfg.DATASETS.ROOT_DIR) / folder
+
+
 def build_mask_loader(cfg):
     """The configured mask loader ``loader(img_path) -> uint8 [H,W]``, or None when the parser
     runs online (SOURCE 'hrnet')."""
@@ -68,9 +75,11 @@ def build_mask_loader(cfg):
     if source == "files":
         if not cfg.HUMAN_PARSING.MASK_DIR:
             raise ConfigError("HUMAN_PARSING.SOURCE is 'files' but HUMAN_PARSING.MASK_DIR is empty")
-        if not Path(cfg.HUMAN_PARSING.MASK_DIR).is_dir():
-            raise DatasetError(f"HUMAN_PARSING.MASK_DIR not found: {cfg.HUMAN_PARSING.MASK_DIR}")
-        return FolderMasks(cfg.HUMAN_PARSING.MASK_DIR)
+        folder = mask_dir(cfg)
+        if not folder.is_dir():
+            where = "" if Path(cfg.HUMAN_PARSING.MASK_DIR).is_absolute() else " (relative to DATASETS.ROOT_DIR)"
+            raise DatasetError(f"HUMAN_PARSING.MASK_DIR not found: {folder}{where}")
+        return FolderMasks(str(folder))
     if source == "cache":
         from .cache import ParseCache
 
