@@ -5,7 +5,8 @@ import logging
 from pathlib import Path
 
 from ..errors import ConfigError
-from .inference import evaluate_model, log_metrics, write_results
+from .evaluation_sets import evaluate_sets, load_evaluation_sets, per_set_entries
+from .inference import write_results
 from .runtime import attach_log_file, resolve_device, seed_everything
 
 log = logging.getLogger("mbf.test")
@@ -25,18 +26,18 @@ def run_test(cfg, config_file: str = ""):
     model = build_model(cfg, dataset.num_train_pids, dataset.num_train_cams, dataset.num_train_vids, pretrained=False)
     model.load_param(cfg.TEST.WEIGHT)
     model.to(device)
+    test_sets = load_evaluation_sets(cfg, model, {cfg.DATASETS.NAMES: dataset})  # every set checked before output
     output_dir = cfg.OUTPUT_DIR or "."
     logger = logging.getLogger("mbf")
     attach_log_file(logger, output_dir, "test_log.txt")
-    log.info("evaluating %s on %s (%d queries, %d gallery images)", cfg.TEST.WEIGHT, cfg.DATASETS.NAMES,
-             len(dataset.query), len(dataset.gallery))
-    result = evaluate_model(cfg, model, dataset, device, progress=True)
-    log_metrics(log, result, "Validation Results ")
-    path = write_results(output_dir, result, config_file, cfg.TEST.WEIGHT)
+    log.info("evaluating %s", cfg.TEST.WEIGHT)
+    results = evaluate_sets(cfg, model, device, progress=True, datasets=test_sets)
+    first, result = next(iter(results.items()))
+    path = write_results(output_dir, result, config_file, cfg.TEST.WEIGHT, extra=per_set_entries(results))
     log.info("results written to %s", path)
     if cfg.TEST.VISUALIZE:
         from .report import write_part_masks_picture, write_retrieval_picture
 
         write_retrieval_picture(Path(output_dir) / "retrieval.png", result)
-        write_part_masks_picture(Path(output_dir) / "part_masks.png", cfg, model, dataset.query, device)
+        write_part_masks_picture(Path(output_dir) / "part_masks.png", cfg, model, test_sets[first].query, device)
     return result
