@@ -119,9 +119,12 @@ def list_subfolder_files(folder: Path, extensions: Sequence[str]) -> list[str]:
     return [path for _, path in sorted(found)]
 
 
-def first_missing(paths: Sequence[str]) -> int | None:
-    """Index of the first path that does not exist, listing each folder once (no stat per file)."""
-    listings: dict[str, set] = {}
+def first_missing(paths: Sequence[str], listings: dict | None = None) -> int | None:
+    """Index of the first path that does not exist, listing each folder once (no stat per file).
+
+    ``listings``: folder -> names, shared by the calls of one build (filled here).
+    """
+    listings = {} if listings is None else listings
     for i, path in enumerate(paths):
         folder, name = os.path.split(path)
         names = listings.get(folder)
@@ -211,9 +214,9 @@ class ConcatSource(Source):
         return " + ".join(part.describe(root) for part in self.parts)
 
 
-def check_listed(paths: Sequence[str], where: Callable[[int], str]) -> None:
+def check_listed(paths: Sequence[str], where: Callable[[int], str], listings: dict | None = None) -> None:
     """A DatasetError naming the list line (``where(i)``) and the image when a listed image is missing."""
-    missing = first_missing(paths)
+    missing = first_missing(paths, listings)
     if missing is not None:
         raise DatasetError(f"{where(missing)} names {paths[missing]}, which does not exist")
 

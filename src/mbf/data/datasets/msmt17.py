@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import DatasetError
@@ -22,6 +22,7 @@ class ListSource(Source):
     list_file: Path
     image_dir: Path
     num_cameras: int = NUM_CAMERAS
+    listings: dict = field(default_factory=dict)  # folder listings, shared by the lists of one dataset
 
     def required(self):
         return [(self.list_file, "file"), (self.image_dir, "folder")]
@@ -51,7 +52,7 @@ class ListSource(Source):
                     )
                 items.append((f"{base}/{rel}", int(pid), cam - 1, VIEW_ID))
                 linenos.append(lineno)
-        check_listed([item[0] for item in items], lambda i: self._where(linenos[i]))
+        check_listed([item[0] for item in items], lambda i: self._where(linenos[i]), self.listings)
         return items
 
     def empty(self):
@@ -98,12 +99,15 @@ class MSMT17(DatasetReader):
         version = self.version()
         base = self.root / self.dataset_dir / version
         train_dir, test_dir = (base / sub for sub in self.versions[version])
-        train = ListSource(base / "list_train.txt", train_dir)
+        listings: dict = {}
+
+        def listed(name: str, image_dir: Path) -> ListSource:
+            return ListSource(base / name, image_dir, listings=listings)
+
+        train = listed("list_train.txt", train_dir)
         if self.use_val:
-            train = ConcatSource([train, ListSource(base / "list_val.txt", train_dir)])
-        return {"train": train,
-                "query": ListSource(base / "list_query.txt", test_dir),
-                "gallery": ListSource(base / "list_gallery.txt", test_dir)}
+            train = ConcatSource([train, listed("list_val.txt", train_dir)])
+        return {"train": train, "query": listed("list_query.txt", test_dir), "gallery": listed("list_gallery.txt", test_dir)}
 
     def expected_counts(self):
         counts = dict(self.published)
