@@ -39,5 +39,6 @@ def test_benchmark_config_follows_its_recipe(folder, variant):
 
 
 def test_every_benchmark_config_has_its_own_output_dir():
-    outputs = [load_config(p).OUTPUT_DIR for folder in RECIPES for p in sorted((REPO / "configs" / folder).glob("*.yml"))]
+    paths = [p for folder in RECIPES for p in sorted((REPO / "configs" / folder).glob("*.yml"))]
+    outputs = [load_config(p).OUTPUT_DIR for p in paths]
     assert len(outputs) == 8 and len(set(outputs)) == 8

@@ -30,7 +30,8 @@ def occluded_reid_download(root: Path, pids=(1, 2, 3), per_id: int = 2, images: 
     for folder in ("occluded_body_images", "whole_body_images"):
         for pid in pids:
             for n in range(1, per_id + 1):
-                touch(root / "Occluded_REID" / folder / f"{pid:03d}" / f"{pid:03d}_{n:02d}.tif", pid if images else None)
+                path = root / "Occluded_REID" / folder / f"{pid:03d}" / f"{pid:03d}_{n:02d}.tif"
+                touch(path, pid if images else None)
 
 
 def occluded_reid_renamed(root: Path, pids=(1, 2, 3), per_id: int = 2) -> None:

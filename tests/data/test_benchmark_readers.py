@@ -90,7 +90,8 @@ def test_p_dukemtmc_trains_on_whole_and_occluded_crops_with_fixed_cameras(tmp_pa
     trees.p_dukemtmc(tmp_path)
     ds = build_dataset("p_dukemtmc", str(tmp_path), verbose=False)
     # whole-body crops (camera 1) first, then the occluded ones (camera 0); pids relabelled 5 -> 0, 9 -> 1
-    assert [(pid, cam) for _, pid, cam, _ in ds.train] == [(0, 1), (0, 1), (1, 1), (1, 1), (0, 0), (0, 0), (1, 0), (1, 0)]
+    assert [(pid, cam) for _, pid, cam, _ in ds.train] == [(0, 1), (0, 1), (1, 1), (1, 1),
+                                                          (0, 0), (0, 0), (1, 0), (1, 0)]
     assert all("train/whole_body_images" in p for p, *_ in ds.train[:4])
     assert all("test/occluded_body_images" in p and cam == 0 for p, _, cam, _ in ds.query)
     assert all("test/whole_body_images" in p and cam == 1 for p, _, cam, _ in ds.gallery)
@@ -108,7 +109,8 @@ def test_msmt17_trains_on_train_plus_val(tmp_path):
     ]
     assert [(pid, cam) for _, pid, cam, _ in ds.query] == [(0, 1), (1, 8)]
     assert [(pid, cam) for _, pid, cam, _ in ds.gallery] == [(0, 3), (1, 10), (2, 11)]
-    assert ds.train[0][0] == str(tmp_path / "msmt17" / "MSMT17_V1" / "train" / "0000" / "0000_000_01_0303morning_0015_0.jpg")
+    first = tmp_path / "msmt17" / "MSMT17_V1" / "train" / "0000" / "0000_000_01_0303morning_0015_0.jpg"
+    assert ds.train[0][0] == str(first)
 
 
 def test_msmt17_without_val(tmp_path):
@@ -138,7 +140,8 @@ def test_msmt17_bad_lines_are_named(tmp_path):
     base = trees.msmt17(tmp_path)
     with open(base / "list_query.txt", "a") as f:
         f.write("0003/0003_000_99_0303noon_0001_0.jpg 3\n")
-    with pytest.raises(DatasetError, match=r"0003_000_99_0303noon_0001_0.jpg \(.*list_query.txt line 3\).*camera 1..15"):
+    bad_camera = r"0003_000_99_0303noon_0001_0.jpg \(.*list_query.txt line 3\).*camera 1..15"
+    with pytest.raises(DatasetError, match=bad_camera):
         build_dataset("msmt17", str(tmp_path), verbose=False)
     (base / "list_query.txt").write_text("0000/0000_000_02_0303morning_0001_0.jpg\n")
     with pytest.raises(DatasetError, match=r"list_query.txt line 1: expected '<relative image path> <pid>'"):

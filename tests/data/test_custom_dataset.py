@@ -28,7 +28,8 @@ def test_own_data_from_csv_lists(tmp_path):
     write_lists(tmp_path / "custom", ROWS)
     ds = build_dataset("custom", str(tmp_path), verbose=False)
     base = tmp_path / "custom"
-    assert ds.train == [(f"{base}/imgs/a1.jpg", 1, 0, 0), (f"{base}/imgs/a2.jpg", 1, 1, 0), (f"{base}/imgs/b1.png", 0, 1, 0)]
+    assert ds.train == [(f"{base}/imgs/a1.jpg", 1, 0, 0), (f"{base}/imgs/a2.jpg", 1, 1, 0),
+                        (f"{base}/imgs/b1.png", 0, 1, 0)]
     assert ds.query == [(f"{base}/q/x.jpg", 100, 0, 0)]
     assert [(pid, cam) for _, pid, cam, _ in ds.gallery] == [(100, 1), (200, 0)]
 
@@ -45,7 +46,8 @@ def test_own_test_set_needs_no_train_list(tmp_path):
     write_lists(tmp_path / "custom", {k: ROWS[k] for k in ("query", "gallery")})
     ds = build_test_set("custom", str(tmp_path), verbose=False)
     assert len(ds.query) == 1 and len(ds.gallery) == 2
-    with pytest.raises(DatasetError, match=r"(?s)file .*custom/train.csv not found.*custom/train.csv   rows path,pid,camid   \(train\)"):
+    tree_line = r"custom/train.csv   rows path,pid,camid   \(train\)"
+    with pytest.raises(DatasetError, match=r"(?s)file .*custom/train.csv not found.*" + tree_line):
         build_dataset("custom", str(tmp_path), verbose=False)
 
 

@@ -107,7 +107,9 @@ class MSMT17(DatasetReader):
         train = listed("list_train.txt", train_dir)
         if self.use_val:
             train = ConcatSource([train, listed("list_val.txt", train_dir)])
-        return {"train": train, "query": listed("list_query.txt", test_dir), "gallery": listed("list_gallery.txt", test_dir)}
+        return {"train": train,
+                "query": listed("list_query.txt", test_dir),
+                "gallery": listed("list_gallery.txt", test_dir)}
 
     def expected_counts(self):
         counts = dict(self.published)
