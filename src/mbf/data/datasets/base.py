@@ -159,7 +159,7 @@ class Source:
         raise NotImplementedError
 
 
-def _relative(path: Path, root: Path) -> str:
+def relative_to_root(path: Path, root: Path) -> str:
     try:
         return str(path.relative_to(root))
     except ValueError:
@@ -192,7 +192,7 @@ class FolderSource(Source):
 
     def describe(self, root):
         inner = f"<pid>/{self.rule.spelling}" if self.nested else self.rule.spelling
-        return f"{_relative(self.folder, root)}/{inner}"
+        return f"{relative_to_root(self.folder, root)}/{inner}"
 
 
 @dataclass

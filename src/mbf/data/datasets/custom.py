@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import DatasetError
-from .base import VIEW_ID, DatasetReader, Source, _relative, check_listed, register_dataset
+from .base import VIEW_ID, DatasetReader, Source, relative_to_root, check_listed, register_dataset
 
 HEADER = ["path", "pid", "camid"]
 
@@ -73,7 +73,7 @@ class CsvSource(Source):
         return f"{self.list_file} lists no images"
 
     def describe(self, root):
-        return f"{_relative(self.list_file, root)}   rows path,pid,camid"
+        return f"{relative_to_root(self.list_file, root)}   rows path,pid,camid"
 
 
 @register_dataset("custom")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import DatasetError
-from .base import VIEW_ID, DatasetReader, Source, _relative, list_files, register_dataset
+from .base import VIEW_ID, DatasetReader, Source, relative_to_root, list_files, register_dataset
 
 # "<pid>_c<camera digit>", pid possibly -1 (junk); the reference's naming rule
 NAME_PATTERN = re.compile(r"^(-?\d+)_c(\d)")
@@ -58,7 +58,7 @@ class MarketFolder(Source):
         return f"{self.folder} holds no {'/'.join(self.extensions)} images"
 
     def describe(self, root):
-        return f"{_relative(self.folder, root)}/<pid>_c<camera>...{'|'.join(self.extensions)}"
+        return f"{relative_to_root(self.folder, root)}/<pid>_c<camera>*{'|'.join(self.extensions)}"
 
 
 class MarketStyle(DatasetReader):

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import DatasetError
-from .base import VIEW_ID, ConcatSource, DatasetReader, Source, _relative, check_listed, register_dataset
+from .base import VIEW_ID, ConcatSource, DatasetReader, Source, relative_to_root, check_listed, register_dataset
 
 NUM_CAMERAS = 15
 
@@ -59,8 +59,8 @@ class ListSource(Source):
         return f"{self.list_file} lists no images"
 
     def describe(self, root):
-        images = f"{_relative(self.image_dir, root)}/<pid>/<pid>_<index>_<camera>_....jpg"
-        return f"{_relative(self.list_file, root)} -> {images}"
+        images = f"{relative_to_root(self.image_dir, root)}/<pid>/<pid>_<index>_<camera>_*.jpg"
+        return f"{relative_to_root(self.list_file, root)} -> {images}"
 
 
 @register_dataset("msmt17")

@@ -34,7 +34,7 @@ class PDukeMTMCReID(DatasetReader):
 
     def sources(self):
         base = self.root / self.dataset_dir
-        rule = pid_before_underscore("0005_c2_f0046985.jpg", "<pid>_....jpg")
+        rule = pid_before_underscore("0005_c2_f0046985.jpg", "<pid>_*.jpg")
 
         def folder(split: str, sub: str, camid: int) -> FolderSource:
             return FolderSource(base / split / sub, self.extensions, rule, camid, nested=True)
