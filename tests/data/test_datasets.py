@@ -76,6 +76,6 @@ def test_empty_split_is_an_error(market_root):
 
 def test_unknown_dataset_lists_the_known_ones(tmp_path):
     with pytest.raises(DatasetError) as err:
-        build_dataset("msmt17", str(tmp_path))
+        build_dataset("cuhk03", str(tmp_path))
     assert all(name in str(err.value) for name in ("market1501", "dukemtmc", "occ_duke", "occ_reid"))
     assert set(DATASETS) >= {"market1501", "dukemtmc", "occ_duke", "occ_reid", "synthetic_occ"}

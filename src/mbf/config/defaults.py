@@ -103,6 +103,11 @@ _C.DATASETS.NAMES = "market1501"
 _C.DATASETS.ROOT_DIR = "../data"
 # seed of the embedded synthetic dataset generated on first use (DATASETS.NAMES synthetic_occ); `mbf synth --seed` is the same
 _C.DATASETS.SYNTHETIC_SEED = 0
+# (new) datasets evaluated by test.py and at the end of training, e.g. ['occ_reid', 'partial_reid'];
+# empty: the training dataset (DATASETS.NAMES). results.json's top-level metrics are the first one's
+_C.DATASETS.TEST_NAMES = []
+_C.DATASETS.MSMT17_USE_VAL = True  # (new) msmt17 trains on list_train + list_val (TransReID); False: list_train only
+_C.DATASETS.CUSTOM_DIR = "custom"  # (new) folder under ROOT_DIR holding the CSV lists of DATASETS.NAMES 'custom'
 
 # ----------------------------------------------------------------------------- DATALOADER
 _C.DATALOADER = CN()

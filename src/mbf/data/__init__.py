@@ -1,5 +1,5 @@
 """Data: dataset readers, image transforms, identity-balanced samplers and loaders."""
-from .datasets import DATASETS, ReIDDataset, build_dataset, parse_name
+from .datasets import DATASETS, ReIDDataset, build_dataset, build_test_set, parse_name, register_dataset
 from .io import IMAGE_EXTENSIONS, read_image
 from .loaders import ImageSet, build_test_loader, build_train_loader, build_train_sampler
 from .samplers import DistributedRandomIdentitySampler, RandomIdentitySampler
@@ -13,6 +13,7 @@ __all__ = [
     "RandomIdentitySampler",
     "ReIDDataset",
     "build_dataset",
+    "build_test_set",
     "build_test_loader",
     "build_test_transform",
     "build_train_loader",
@@ -20,4 +21,5 @@ __all__ = [
     "build_train_transform",
     "parse_name",
     "read_image",
+    "register_dataset",
 ]

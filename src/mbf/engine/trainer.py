@@ -21,6 +21,7 @@ from tqdm import tqdm
 from ..errors import TrainingError
 from .checkpoint import atomic_save, unwrap
 from .distributed import DistInfo, barrier, init_distributed
+from .evaluation_sets import evaluate_sets, load_evaluation_sets, per_set_entries
 from .inference import evaluate_model, log_metrics, write_results
 from .optim import build_optimizer, build_scheduler
 from .precision import training_precision
@@ -90,6 +91,10 @@ class Trainer:
             cfg, self.num_classes, self.dataset.num_train_cams, self.dataset.num_train_vids,
             pretrained=self.start.state is None,
         ).to(self.device)
+        # the final evaluation's sets (DATASETS.TEST_NAMES), built now so that a missing one fails before training
+        self.test_sets = {}
+        if self.dist.is_main:
+            self.test_sets = load_evaluation_sets(cfg, self.model, {cfg.DATASETS.NAMES: self.dataset})
         criterion = build_criterion(cfg, self.num_classes)
         if self.is_mbf:
             parser = None
@@ -265,8 +270,12 @@ class Trainer:
         if self.dist.is_main:
             if result is None:
                 result = self.evaluate(max_epochs)
+            results = evaluate_sets(cfg, unwrap(self.model), self.device, datasets=self.test_sets,
+                                    done={cfg.DATASETS.NAMES: result})
+            result = next(iter(results.values()))
             weights = str(self.output_dir / f"{cfg.MODEL.NAME}_{max_epochs}.pth")
-            path = write_results(str(self.output_dir), result, self.config_file, weights)
+            path = write_results(str(self.output_dir), result, self.config_file, weights,
+                                 extra=per_set_entries(results))
             log.info("results written to %s", path)
             self._pictures(result)
         if self.writer is not None:

@@ -1,0 +1,337 @@
+"""What every dataset reader shares: items, sources of items, the registry and ``build_dataset``.
+
+A dataset is a :class:`DatasetReader`: for each split (``train``, ``query``, ``gallery``) a
+:class:`Source` that knows where its files lie, how a file names its person and camera, and
+how to describe itself in the expected tree shown when something is missing. Items are
+``(img_path, pid, camid, viewid)`` with 0-based cameras and viewid 0 (none of the datasets has
+view labels); training identities are relabelled 0..N-1 in ascending pid order, query and
+gallery keep their pids so that evaluation can match them.
+
+Building is cheap on large sets: a folder is listed once (``os.scandir``) and listed files are
+checked against one listing per folder, never with a ``stat`` per image.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, ClassVar, Sequence
+
+from ...errors import DatasetError
+
+log = logging.getLogger(__name__)
+
+Item = tuple  # (img_path: str, pid: int, camid: int, viewid: int)
+
+SPLITS = ("train", "query", "gallery")
+TEST_SPLITS = ("query", "gallery")
+VIEW_ID = 0  # no dataset here has view labels; one view for all (SIE_VIEW off)
+
+
+@dataclass
+class ReIDDataset:
+    """Train, query and gallery items of one dataset, with the counts the model needs."""
+
+    name: str
+    train: list = field(default_factory=list)
+    query: list = field(default_factory=list)
+    gallery: list = field(default_factory=list)
+
+    @property
+    def num_train_pids(self) -> int:
+        return len({pid for _, pid, _, _ in self.train})
+
+    @property
+    def num_train_cams(self) -> int:
+        return len({cam for _, _, cam, _ in self.train})
+
+    @property
+    def num_train_vids(self) -> int:
+        return len({view for _, _, _, view in self.train})
+
+    def counts(self, subset: str) -> tuple[int, int]:
+        """(identities, images) of one subset."""
+        items = getattr(self, subset)
+        return len({pid for _, pid, _, _ in items}), len(items)
+
+    def statistics(self) -> str:
+        """The usual re-ID statistics table (identities, images, cameras per subset read)."""
+        rule = "  " + "-" * 40
+        rows = [f"=> {self.name} loaded", "Dataset statistics:", rule,
+                "  subset   | # ids | # images | # cameras", rule]
+        for subset in SPLITS:
+            items = getattr(self, subset)
+            if not items:
+                continue
+            ids, images = self.counts(subset)
+            cams = len({cam for _, _, cam, _ in items})
+            rows.append(f"  {subset:<8} | {ids:5d} | {images:8d} | {cams:9d}")
+        rows.append(rule)
+        return "\n".join(rows)
+
+
+# ----------------------------------------------------------------------------- file names
+@dataclass(frozen=True)
+class PidRule:
+    """How a file name gives the person id: a regex whose first group is the pid."""
+
+    pattern: re.Pattern
+    spelling: str  # e.g. "<pid>_<nn>.jpg"
+    example: str
+
+    def pid(self, path: str) -> int:
+        match = self.pattern.match(os.path.basename(path))
+        if match is None:
+            raise DatasetError(
+                f"file name {path} does not encode a person id; expected '{self.spelling}', e.g. {self.example}"
+            )
+        return int(match.group(1))
+
+
+def pid_before_underscore(example: str, spelling: str = "<pid>_...") -> PidRule:
+    """The pid is the number before the first ``_`` (``0005_c2_f0046985.jpg`` -> 5)."""
+    return PidRule(re.compile(r"^(\d+)_"), spelling, example)
+
+
+PID_IS_STEM = PidRule(re.compile(r"^(\d+)\.[^.]+$"), "<pid>.jpg", "001.jpg")
+
+
+# ----------------------------------------------------------------------------- listing
+def has_extension(name: str, extensions: Sequence[str]) -> bool:
+    return os.path.splitext(name)[1].lower() in extensions
+
+
+def list_files(folder: Path, extensions: Sequence[str]) -> list[str]:
+    """Names of the regular files in ``folder`` with one of ``extensions``, sorted."""
+    with os.scandir(folder) as entries:
+        return sorted(e.name for e in entries if e.is_file() and has_extension(e.name, extensions))
+
+
+def list_subfolder_files(folder: Path, extensions: Sequence[str]) -> list[str]:
+    """Paths ``<folder>/<sub>/<name>`` of the files one level below ``folder``, sorted by file name."""
+    found = []
+    with os.scandir(folder) as subs:
+        for sub in subs:
+            if sub.is_dir():
+                found.extend((name, f"{folder}/{sub.name}/{name}") for name in list_files(Path(sub.path), extensions))
+    return [path for _, path in sorted(found)]
+
+
+def first_missing(paths: Sequence[str], listings: dict | None = None) -> int | None:
+    """Index of the first path that does not exist, listing each folder once (no stat per file).
+
+    ``listings``: folder -> names, shared by the calls of one build (filled here).
+    """
+    listings = {} if listings is None else listings
+    for i, path in enumerate(paths):
+        folder, name = os.path.split(path)
+        names = listings.get(folder)
+        if names is None:
+            try:
+                names = set(os.listdir(folder or "."))
+            except (FileNotFoundError, NotADirectoryError):
+                names = set()
+            listings[folder] = names
+        if name not in names:
+            return i
+    return None
+
+
+# ----------------------------------------------------------------------------- sources
+class Source:
+    """Where one split's images lie and how their names give person and camera."""
+
+    def required(self) -> list[tuple[Path, str]]:
+        """``(path, 'folder' | 'file')`` that must exist before reading."""
+        raise NotImplementedError
+
+    def read(self) -> list[Item]:
+        raise NotImplementedError
+
+    def empty(self) -> str:
+        """What holds no images when the split comes out empty (names the folder or list)."""
+        raise NotImplementedError
+
+    def describe(self, root: Path) -> str:
+        """One line of the expected tree, relative to ``root``."""
+        raise NotImplementedError
+
+
+def relative_to_root(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+@dataclass
+class FolderSource(Source):
+    """Image files in one folder (``nested``: in one sub-folder per person), one fixed camera."""
+
+    folder: Path
+    extensions: tuple
+    rule: PidRule
+    camid: int
+    nested: bool = False
+
+    def required(self):
+        return [(self.folder, "folder")]
+
+    def read(self):
+        if self.nested:
+            paths = list_subfolder_files(self.folder, self.extensions)
+        else:
+            paths = [f"{self.folder}/{name}" for name in list_files(self.folder, self.extensions)]
+        return [(path, self.rule.pid(path), self.camid, VIEW_ID) for path in paths]
+
+    def empty(self):
+        where = f"{self.folder} (in its per-person sub-folders)" if self.nested else str(self.folder)
+        return f"{where} holds no {'/'.join(self.extensions)} images"
+
+    def describe(self, root):
+        inner = f"<pid>/{self.rule.spelling}" if self.nested else self.rule.spelling
+        return f"{relative_to_root(self.folder, root)}/{inner}"
+
+
+@dataclass
+class ConcatSource(Source):
+    """Several sources read one after another as one split (e.g. train + val)."""
+
+    parts: list
+
+    def required(self):
+        return [need for part in self.parts for need in part.required()]
+
+    def read(self):
+        return [item for part in self.parts for item in part.read()]
+
+    def empty(self):
+        return " and ".join(part.empty() for part in self.parts)
+
+    def describe(self, root):
+        return " + ".join(part.describe(root) for part in self.parts)
+
+
+def check_listed(paths: Sequence[str], where: Callable[[int], str], listings: dict | None = None) -> None:
+    """A DatasetError naming the list line (``where(i)``) and the image when a listed image is missing."""
+    missing = first_missing(paths, listings)
+    if missing is not None:
+        raise DatasetError(f"{where(missing)} names {paths[missing]}, which does not exist")
+
+
+# ----------------------------------------------------------------------------- readers
+class DatasetReader:
+    """One dataset as it lies under ``DATASETS.ROOT_DIR``: a :class:`Source` per split.
+
+    Subclasses set ``title``, ``published`` (the paper's (identities, images) per split) and
+    implement :meth:`sources`; :func:`build_dataset` does the checks, relabelling and logging.
+    """
+
+    name: ClassVar[str] = ""  # the DATASETS.NAMES value, set by register_dataset
+    title: ClassVar[str] = ""
+    published: ClassVar[dict] = {}  # split -> (identities, images) of the standard release
+    config_keys: ClassVar[dict] = {}  # constructor keyword -> DATASETS.<key> that sets it
+    notes: ClassVar[tuple] = ()  # extra lines of the expected tree (alternative layouts)
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def sources(self) -> dict[str, Source]:
+        raise NotImplementedError
+
+    def expected_counts(self) -> dict:
+        return dict(self.published)
+
+    def tree(self) -> str:
+        lines = [f"  {self.root}/"]
+        for split, source in self.sources().items():
+            lines.append(f"    {source.describe(self.root)}   ({split})")
+        lines.extend(f"  {note}" for note in self.notes)
+        return "\n".join(lines)
+
+
+DATASETS: dict[str, type[DatasetReader]] = {}
+
+
+def register_dataset(name: str):
+    """Class decorator: make a reader available as ``DATASETS.NAMES`` ``name``."""
+
+    def add(cls: type[DatasetReader]) -> type[DatasetReader]:
+        if name in DATASETS:
+            raise ValueError(f"dataset {name!r} is registered twice")
+        cls.name = name
+        DATASETS[name] = cls
+        return cls
+
+    return add
+
+
+def get_reader(name: str) -> type[DatasetReader]:
+    if name not in DATASETS:
+        raise DatasetError(f"unknown dataset {name!r} (DATASETS.NAMES); known: {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+def relabel(items: list[Item]) -> list[Item]:
+    """Training pids mapped to 0..N-1 in ascending pid order."""
+    label = {pid: i for i, pid in enumerate(sorted({pid for _, pid, _, _ in items}))}
+    return [(path, label[pid], cam, view) for path, pid, cam, view in items]
+
+
+def count_mismatch(dataset: ReIDDataset, expected: dict, splits: Sequence[str]) -> str | None:
+    """One warning naming expected and found (identities, images) of every split that differs."""
+    differences = []
+    for split in splits:
+        if split not in expected:
+            continue
+        want, got = tuple(expected[split]), dataset.counts(split)
+        if want != got:
+            differences.append(f"{split}: expected {want[0]} ids / {want[1]} images, found {got[0]} / {got[1]}")
+    if not differences:
+        return None
+    return (
+        f"dataset {dataset.name!r} differs from the published statistics ({'; '.join(differences)}). "
+        "It is read as it is; a different version or a pre-split copy is the commonest cause, "
+        "and gives scores that do not compare with the paper's"
+    )
+
+
+def build_dataset(name: str, root: str, verbose: bool = True, splits: Sequence[str] = SPLITS,
+                  **options) -> ReIDDataset:
+    """Read dataset ``name`` from ``root`` (DATASETS.ROOT_DIR) and log its statistics.
+
+    ``splits`` chooses what is read (a test set needs only query and gallery: its training
+    folder need not exist). ``options`` go to the reader (e.g. ``use_val`` of msmt17).
+    """
+    unknown = set(splits) - set(SPLITS)
+    if unknown:
+        raise ValueError(f"splits must be among {SPLITS}, got {sorted(unknown)}")
+    reader = get_reader(name)(root, **options)
+    sources = reader.sources()
+    for split in splits:
+        for path, kind in sources[split].required():
+            if not (path.is_dir() if kind == "folder" else path.is_file()):
+                raise DatasetError(
+                    f"dataset {name!r}: {kind} {path} not found (DATASETS.ROOT_DIR={root!r}). "
+                    f"Expected layout (as the dataset unpacks):\n{reader.tree()}"
+                )
+    read = {}
+    for split in splits:
+        items = sources[split].read()
+        if not items:
+            raise DatasetError(f"dataset {name!r}: {sources[split].empty()} (the {split} split is empty)")
+        read[split] = items
+    dataset = ReIDDataset(name, relabel(read.get("train", [])), read.get("query", []), read.get("gallery", []))
+    warning = count_mismatch(dataset, reader.expected_counts(), splits)
+    if warning:
+        log.warning("%s", warning)
+    if verbose:
+        log.info("%s", dataset.statistics())
+    return dataset
+
+
+def build_test_set(name: str, root: str, verbose: bool = True, **options) -> ReIDDataset:
+    """Only the query and gallery of dataset ``name`` (its training split is not read)."""
+    return build_dataset(name, root, verbose=verbose, splits=TEST_SPLITS, **options)
