@@ -41,11 +41,11 @@ from mbf.data.synthetic import DATASET_DIR_NAME, ensure_dataset, generate  # noq
 from mbf.engine.inference import evaluate_model  # noqa: E402
 from mbf.engine.optim import build_optimizer  # noqa: E402
 from mbf.engine.precision import inference_precision  # noqa: E402
-from mbf.engine.steps import MBFStep  # noqa: E402
-from mbf.engine.trainer import Trainer  # noqa: E402
+from mbf.modeling import MBFStep  # noqa: E402
+from mbf.engine.trainer import build_trainer  # noqa: E402
 from mbf.losses import build_criterion  # noqa: E402
 from mbf.modeling import build_model  # noqa: E402
-from mbf.parsing import NUM_PARTS, HumanParser  # noqa: E402
+from mbf.parsing import HumanParser  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "Synthetic" / "mbf_tiny.yml"
@@ -88,10 +88,10 @@ class Check:
             epochs = self.epochs if trained is None else 1
             cfg = self.cfg("SOLVER.AMP", "True", "SOLVER.AMP_DTYPE", dtype, "SOLVER.MAX_EPOCHS", str(epochs),
                            "SOLVER.EVAL_PERIOD", "1000", "OUTPUT_DIR", str(self.work / f"train_{dtype}"))
-            trainer = Trainer(cfg, overwrite=True)
+            trainer = build_trainer(cfg, overwrite=True)
             start = time.perf_counter()
             records = [trainer.train_epoch(epoch) for epoch in range(1, epochs + 1)]
-            steps = epochs * len(trainer.train_loader)
+            steps = epochs * len(trainer.loader)
             out[dtype] = {"precision": trainer.precision.describe(), "epochs": epochs,
                           "s_per_step": (time.perf_counter() - start) / steps,
                           "final_loss": records[-1]["loss"], "finite": all(r["loss"] == r["loss"] for r in records),
@@ -156,8 +156,7 @@ class Check:
         teacher = HumanParser.from_config(parser_cfg, load_weights=False).to(self.device)
         seconds = {}
         for name, parser, with_mask in (("parse_cache", None, True), ("online_parser", teacher, False)):
-            step = MBFStep(model, criterion, parser, num_parts=NUM_PARTS, stride=tuple(cfg.MODEL.STRIDE_SIZE),
-                           erase_prob=cfg.INPUT.RE_PROB, beta=cfg.MODEL.BETA).train()
+            step = MBFStep(model, criterion, parser, erase_prob=cfg.INPUT.RE_PROB, beta=cfg.MODEL.BETA).train()
             seconds[name] = time_steps(step, optimizer, make_batch(cfg, batch, num_classes, with_mask, self.device),
                                        iters)
         return {"batch": batch, "s_per_step": seconds, "ratio": seconds["online_parser"] / seconds["parse_cache"]}

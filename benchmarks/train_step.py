@@ -1,6 +1,6 @@
 """Seconds per MBF training step: online human parser versus stored part labels (parse cache).
 
-The step is the whole training iteration of mbf.engine.steps.MBFStep plus backward and the
+The step is the whole training iteration of mbf.modeling.MBFStep plus backward and the
 optimiser update, on the tiny synthetic configuration (configs/Synthetic/mbf_tiny.yml). The
 online variant parses every batch with the seed's HRNet-W48 parser configuration (random
 weights: the cost does not depend on them); the cached variant gets the labels with the
@@ -19,7 +19,7 @@ import torch
 
 from mbf.config import load_config
 from mbf.engine.optim import build_optimizer
-from mbf.engine.steps import MBFStep
+from mbf.modeling import MBFStep
 from mbf.losses import build_criterion
 from mbf.modeling import build_model
 from mbf.parsing import NUM_PARTS, HumanParser
@@ -73,8 +73,7 @@ def main() -> None:
     parser = HumanParser.from_config(parser_cfg, load_weights=False).to(device)
 
     def step_with(p):
-        return MBFStep(model, criterion, p, num_parts=NUM_PARTS, stride=tuple(cfg.MODEL.STRIDE_SIZE),
-                       erase_prob=cfg.INPUT.RE_PROB, beta=cfg.MODEL.BETA).train()
+        return MBFStep(model, criterion, p, erase_prob=cfg.INPUT.RE_PROB, beta=cfg.MODEL.BETA).train()
 
     cached = time_steps(step_with(None), optimizer, make_batch(cfg, args.batch, num_classes, True, device), args.iters)
     online = time_steps(step_with(parser), optimizer, make_batch(cfg, args.batch, num_classes, False, device),

@@ -1,11 +1,14 @@
 """The commands fail with one clear line, exit status 2 and nothing written."""
+import importlib
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from mbf.cli import main
+from mbf.cli import SUBCOMMANDS, _available, main
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -65,8 +68,20 @@ def test_root_shims_accept_the_seed_readme_form(script, tmp_path):
     assert all(line.startswith("  ") for line in rest)
 
 
-def test_mbf_help_lists_subcommands():
-    proc = subprocess.run([sys.executable, "-m", "mbf", "--help"], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0
-    for name in ("train", "test"):
-        assert name in proc.stdout
+@pytest.mark.parametrize("name", sorted(SUBCOMMANDS))
+def test_every_subcommand_module_imports_and_defines_its_interface(name):
+    """``_available`` silently skips a subcommand whose own module is missing; none may be."""
+    module = importlib.import_module(SUBCOMMANDS[name])
+    assert isinstance(module.HELP, str) and module.HELP.strip()
+    assert callable(module.add_arguments) and callable(module.run)
+    assert name in _available()
+
+
+def test_mbf_help_lists_every_subcommand():
+    env = dict(os.environ, COLUMNS="200")  # one line per subcommand, whatever the terminal
+    proc = subprocess.run([sys.executable, "-m", "mbf", "--help"], capture_output=True, text=True, timeout=60,
+                          env=env)
+    assert proc.returncode == 0, proc.stderr
+    # subcommand rows are indented under the COMMAND metavar; a word in a help text is not a row
+    listed = re.findall(r"^ {4}(\S+)", proc.stdout, flags=re.MULTILINE)
+    assert sorted(listed) == sorted(SUBCOMMANDS), proc.stdout

@@ -36,11 +36,27 @@ def test_order_is_a_function_of_seed_and_epoch():
 
 
 def test_identities_with_few_images_are_sampled_with_replacement():
-    sampler = RandomIdentitySampler([0, 1, 1, 1, 1, 2, 2, 2, 2], batch_size=8, num_instances=4, seed=0)
-    for epoch in range(5):
+    # identity n has n + 1 images (1..6); with K = 4 each identity makes exactly one chunk
+    pids = [pid for pid in range(6) for _ in range(pid + 1)]
+    images = {pid: {i for i, p in enumerate(pids) if p == pid} for pid in range(6)}
+    sampler = RandomIdentitySampler(pids, batch_size=8, num_instances=4, seed=0)
+    drawn = {pid: set() for pid in range(6)}
+    for epoch in range(10):
         sampler.set_epoch(epoch)
         order = list(sampler)
-        assert len(order) in (8,)  # 3 identities, 2 per batch: one batch per epoch
+        assert len(order) == 24  # 6 chunks, 2 identities per batch: every identity is used
+        # an identity with fewer than K images still fills all K slots of its chunk
+        assert Counter(pids[i] for i in order) == {pid: 4 for pid in range(6)}
+        for chunk in batches(order, 4):
+            pid = pids[chunk[0]]
+            assert set(chunk) <= images[pid]  # repeats are of its own images, never another identity's
+            if len(images[pid]) < 4:
+                assert len(set(chunk)) < 4  # drawn with replacement: images repeat
+            else:
+                assert len(set(chunk)) == 4  # enough images: drawn without replacement
+            drawn[pid] |= set(chunk)
+    # the draws with replacement reach every image of a small identity, not only the first
+    assert all(drawn[pid] == images[pid] for pid in range(3))
 
 
 def test_distributed_variant_splits_global_batches_without_overlap():

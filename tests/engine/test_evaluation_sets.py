@@ -11,7 +11,7 @@ from mbf.config import get_cfg, load_config
 from mbf.data import build_dataset
 from mbf.engine.evaluation_sets import evaluate_sets
 from mbf.engine.inference import evaluate_model
-from mbf.engine.trainer import Trainer
+from mbf.engine.trainer import build_trainer
 from mbf.errors import DatasetError
 from mbf.modeling import build_model
 
@@ -120,7 +120,7 @@ def test_training_ends_by_evaluating_every_listed_set(tiny_cfg, small_synthetic_
     trees.partial_ilids(root, pids=(1, 2), images=True)
     cfg = tiny_cfg(epochs=1, extra=["DATASETS.ROOT_DIR", str(root),
                                     "DATASETS.TEST_NAMES", "['synthetic_occ','partial_ilids']"])
-    result = Trainer(cfg).fit()
+    result = build_trainer(cfg).fit()
     report = json.loads((Path(cfg.OUTPUT_DIR) / "results.json").read_text())
     assert report["partial_ilids"]["num_query"] == 2
     assert report["synthetic_occ"]["rank1"] == report["rank1"] == float(result.cmc[0])

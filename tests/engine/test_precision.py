@@ -17,7 +17,7 @@ import torch
 from mbf.data import build_test_loader
 from mbf.engine.inference import evaluate_model, extract_features
 from mbf.engine.precision import inference_precision, training_precision
-from mbf.engine.trainer import Trainer
+from mbf.engine.trainer import build_trainer
 from mbf.errors import ConfigError
 
 CPU = torch.device("cpu")
@@ -48,7 +48,7 @@ def test_test_amp_is_off_by_default_and_refuses_float16_on_the_cpu(tiny_cfg):
 def test_training_steps_run_under_cpu_bfloat16_autocast(tiny_cfg, name):
     cfg = tiny_cfg(epochs=1, output=name, extra=["MODEL.NAME", name, "SOLVER.AMP", "True",
                                                  "SOLVER.AMP_DTYPE", "bfloat16"])
-    trainer = Trainer(cfg)
+    trainer = build_trainer(cfg)
     seen = []
     linear = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.Linear))
     linear.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
@@ -63,7 +63,7 @@ def test_training_steps_run_under_cpu_bfloat16_autocast(tiny_cfg, name):
 @pytest.mark.parametrize("name", ["transformer", "transreid"])
 def test_bfloat16_evaluation_stays_close_to_float32(tiny_cfg, name):
     cfg = tiny_cfg(output=f"eval_{name}", extra=["MODEL.NAME", name])
-    trainer = Trainer(cfg)
+    trainer = build_trainer(cfg)
     model = trainer.model.eval()
     loader = build_test_loader(cfg, list(trainer.dataset.query) + list(trainer.dataset.gallery))
     f32 = extract_features(model, loader, CPU).feats

@@ -13,7 +13,7 @@ from mbf.cli import main
 from mbf.config import load_config
 from mbf.engine.checkpoint import atomic_save, load_file
 from mbf.engine.run_folder import RESUMABLE_KEYS, config_mapping, differences, flatten, open_run_folder
-from mbf.engine.trainer import Trainer
+from mbf.engine.trainer import build_trainer
 from mbf.errors import RunFolderError
 
 from .conftest import TINY_CONFIG
@@ -107,17 +107,17 @@ def test_resume_without_last_pth_in_a_folder_with_results_is_refused(finished_ru
 
 def test_resume_in_an_empty_folder_says_so_and_starts_from_epoch_one(tiny_cfg, mbf_log):
     cfg = tiny_cfg(epochs=1, output="fresh")
-    trainer = Trainer(cfg, resume=True)
+    trainer = build_trainer(cfg, resume=True)
     assert trainer.start_epoch == 1
     assert f"no last.pth in {cfg.OUTPUT_DIR}" in mbf_log.text
 
 
 def test_a_folder_whose_run_died_before_its_first_checkpoint_is_reused(tiny_cfg):
     cfg = tiny_cfg(epochs=1, output="died")
-    Trainer(cfg)  # wrote its records, then "died" before any checkpoint
+    build_trainer(cfg)  # wrote its records, then "died" before any checkpoint
     folder = Path(cfg.OUTPUT_DIR)
     assert (folder / "run.json").is_file() and not (folder / "last.pth").exists()
-    Trainer(cfg)  # accepted
+    build_trainer(cfg)  # accepted
     assert len(json.loads((folder / "run.json").read_text())["invocations"]) == 1  # a new run's record
 
 
@@ -155,7 +155,7 @@ def test_a_last_pth_written_by_the_earlier_version_still_resumes(finished_run, t
     (folder / "config.yaml").unlink()  # the earlier version wrote no records
     cfg = load_config(TINY_CONFIG, opts[:opts.index("SOLVER.MAX_EPOCHS")] + ["SOLVER.MAX_EPOCHS", "2"]
                       + opts[opts.index("SOLVER.MAX_EPOCHS") + 2:])
-    assert Trainer(cfg, resume=True).start_epoch == 2
+    assert build_trainer(cfg, resume=True).start_epoch == 2
 
 
 def test_only_bookkeeping_keys_may_change_on_resume():

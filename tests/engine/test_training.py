@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 
 from mbf.engine.checkpoint import load_file
-from mbf.engine.trainer import Trainer
+from mbf.engine.hooks import Checkpoints
+from mbf.engine.trainer import build_trainer
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_CONFIG = str(REPO / "configs" / "Synthetic" / "mbf_tiny.yml")
@@ -31,7 +32,7 @@ def assert_same_state(a: dict, b: dict) -> None:
 
 def test_one_epoch_trains_evaluates_and_writes_every_output(tiny_cfg):
     cfg = tiny_cfg(epochs=1)
-    result = Trainer(cfg, config_file=TINY_CONFIG).fit()
+    result = build_trainer(cfg, config_file=TINY_CONFIG).fit()
     out = Path(cfg.OUTPUT_DIR)
     report = json.loads((out / "results.json").read_text())
     assert set(report) >= {"rank1", "rank5", "rank10", "mAP", "config", "weights"}
@@ -79,10 +80,10 @@ WORKER = textwrap.dedent(
     import os, sys, torch
     from mbf.config import load_config
     from mbf.engine.checkpoint import unwrap
-    from mbf.engine.trainer import Trainer
+    from mbf.engine.trainer import build_trainer
 
     out, config, opts = sys.argv[1], sys.argv[2], sys.argv[3:]
-    trainer = Trainer(load_config(config, opts), config_file=config)
+    trainer = build_trainer(load_config(config, opts), config_file=config)
     snapshot = lambda: {k: v.detach().clone() for k, v in unwrap(trainer.model).named_parameters()}
     before = snapshot()
     trainer.train_epoch(1)
@@ -112,9 +113,9 @@ def test_a_non_finite_loss_stops_training_naming_the_step_and_terms(tiny_cfg):
     from mbf.errors import TrainingError
 
     cfg = tiny_cfg(epochs=2, output="nan")
-    trainer = Trainer(cfg, config_file=TINY_CONFIG)
-    trainer.train_epoch(1)
-    trainer._save(1)
+    trainer = build_trainer(cfg, config_file=TINY_CONFIG)
+    record = trainer.train_epoch(1)
+    trainer.hook(Checkpoints).after_epoch(trainer, 1, record)  # what fit() does after an epoch
     good = load_file(Path(cfg.OUTPUT_DIR) / "last.pth", weights_only=False)["model"]
     class Poisoned(torch.nn.Module):
         def __init__(self, inner):
@@ -137,11 +138,11 @@ def test_the_global_baseline_trains_with_random_erasing_and_has_no_part_picture(
     # the baseline needs no part labels: a missing mask folder must not matter
     cfg = tiny_cfg(epochs=1, extra=["MODEL.NAME", "transreid", "INPUT.RE_PROB", "1.0",
                                     "HUMAN_PARSING.MASK_DIR", "no/such/masks"], output="baseline")
-    trainer = Trainer(cfg, config_file=TINY_CONFIG)
-    assert "mask" not in next(iter(trainer.train_loader))
+    trainer = build_trainer(cfg, config_file=TINY_CONFIG)
+    assert "mask" not in next(iter(trainer.loader))
     seen = []
     trainer.step.model.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
-    batch = next(iter(trainer.train_loader))
+    batch = next(iter(trainer.loader))
     trainer.step(batch)
     assert not torch.equal(seen[0], batch["img"])  # the image the model saw was erased
     trainer.fit()

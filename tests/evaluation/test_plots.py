@@ -25,21 +25,47 @@ def has_colour(png, hex_colour, tol=20):
     return int((np.abs(rgb - target).max(-1) <= tol).sum())
 
 
+def expected_frames(dist, q_pids, g_pids, q_cams, g_cams, topk):
+    """(right, wrong) tiles of a retrieval picture, by a plain per-query loop: gallery items of
+    the query's identity and camera left out, the rest sorted by distance (ties by index)."""
+    right = wrong = 0
+    for q in range(dist.shape[0]):
+        valid = [g for g in range(dist.shape[1]) if not (g_pids[g] == q_pids[q] and g_cams[g] == q_cams[q])]
+        for g in sorted(valid, key=lambda g: (float(dist[q, g]), g))[:topk]:
+            right += g_pids[g] == q_pids[q]
+            wrong += g_pids[g] != q_pids[q]
+    return right, wrong
+
+
+def framed_tiles(png, tiles):
+    """How many of ``tiles`` framed tiles are green and how many red: every frame (and its
+    title) has the same number of pixels, so the pixel counts split in proportion."""
+    green, red = has_colour(png, CORRECT), has_colour(png, WRONG)
+    assert green + red > 0
+    right = round(tiles * green / (green + red))
+    return right, tiles - right
+
+
 def test_retrieval_picture_frames_right_green_and_wrong_red(tmp_path):
     paths = write_images(tmp_path, 8)
     q_paths, g_paths = paths[:2], paths[2:]
-    g_pids, g_cams = [1, 2, 3, 1, 2, 3], [1, 1, 1, 1, 1, 1]
-    dist = torch.rand(2, 6)
-    out = plot_retrieval(tmp_path / "sub" / "r.png", q_paths, g_paths, dist, [1, 2], g_pids, [0, 0], g_cams,
+    q_pids, q_cams = [1, 2], [0, 0]
+    g_pids, g_cams = [1, 2, 3, 1, 2, 3], [0, 1, 1, 1, 1, 1]
+    dist = torch.rand(2, 6, generator=torch.Generator().manual_seed(0))
+    dist[0, 0] = 0.0  # query 0's nearest item has its identity and camera: it must not be shown
+    right, wrong = expected_frames(dist, q_pids, g_pids, q_cams, g_cams, topk=4)
+    assert right + wrong == 8 and 0 < right < 8  # a mixed picture, so the test can tell the colours apart
+    out = plot_retrieval(tmp_path / "sub" / "r.png", q_paths, g_paths, dist, q_pids, g_pids, q_cams, g_cams,
                          num_queries=2, topk=4)
     assert out.is_file() and Image.open(out).size[0] > 100
-    assert has_colour(out, CORRECT) > 50 and has_colour(out, WRONG) > 50
+    assert framed_tiles(out, 8) == (right, wrong)
     # all wrong: no green frame; a missing gallery image becomes a grey tile, not an error
     out = plot_retrieval(tmp_path / "wrong.png", q_paths, g_paths[:-1] + [str(tmp_path / "gone.jpg")], dist,
-                         [4, 5], g_pids, [0, 0], g_cams, num_queries=2, topk=4)
-    assert has_colour(out, CORRECT) == 0 and has_colour(out, WRONG) > 50
+                         [4, 5], g_pids, q_cams, g_cams, num_queries=2, topk=4)
+    assert has_colour(out, CORRECT) == 0 and framed_tiles(out, 8) == (0, 8)
+    assert has_colour(out, "#a0a0a0", tol=0) > 1000  # the grey tile of the missing image (a whole tile)
     with pytest.raises(InputError, match="shape"):
-        plot_retrieval(tmp_path / "x.png", q_paths, g_paths, torch.rand(2, 5), [1, 2], g_pids, [0, 0], g_cams)
+        plot_retrieval(tmp_path / "x.png", q_paths, g_paths, dist[:, :5], q_pids, g_pids, q_cams, g_cams)
 
 
 def test_part_mask_picture_overlays_the_part_colours(tmp_path):

@@ -20,6 +20,7 @@ from mbf.losses import (
     pairwise_euclidean,
     segmentation_loss,
 )
+from mbf.losses.terms import reid_loss
 
 SEED_OPTS = [
     "DATALOADER.SAMPLER", "softmax_triplet",
@@ -256,13 +257,12 @@ def test_build_criterion_reads_config():
     assert base.item() == pytest.approx(reid(holistic.scores, holistic.feats, target).item(), rel=1e-6)
 
     # margin triplet and label smoothing
-    crit = build_criterion(seed_cfg("MODEL.NO_MARGIN", False, "SOLVER.MARGIN", 0.5, "MODEL.IF_LABELSMOOTH", "on"), 6)
-    assert crit.reid.triplet.margin == 0.5
-    assert isinstance(crit.reid.id_loss, LabelSmoothingCrossEntropy)
+    reid = reid_loss(seed_cfg("MODEL.NO_MARGIN", False, "SOLVER.MARGIN", 0.5, "MODEL.IF_LABELSMOOTH", "on"), 6)
+    assert reid.triplet.margin == 0.5
+    assert isinstance(reid.id_loss, LabelSmoothingCrossEntropy)
 
     # softmax sampler -> plain ID loss only, as the reference
-    crit = build_criterion(seed_cfg("DATALOADER.SAMPLER", "softmax"), 6)
-    assert crit.reid.triplet is None
+    assert reid_loss(seed_cfg("DATALOADER.SAMPLER", "softmax"), 6).triplet is None
 
     # segmentation keys
     crit = build_criterion(seed_cfg("MODEL.SEG_EPSILON", 0.2, "MODEL.SEG_CLASS_WEIGHTS", [1.0] * 5), 6)
@@ -273,3 +273,26 @@ def test_build_criterion_reads_config():
                 ["DATALOADER.SAMPLER", "random"], ["MODEL.SEG_EPSILON", 1.5]):
         with pytest.raises(ConfigError):
             build_criterion(seed_cfg(*bad), 6)
+
+
+def test_the_criterion_is_the_weighted_sum_of_the_listed_terms():
+    holistic, occluded, target, labels = fake_outputs(requires_grad=False)
+    total, terms = build_criterion(seed_cfg(), 6)(holistic, None, target, labels)
+    assert total.item() == pytest.approx(sum(v.item() for v in terms.values()), rel=1e-6)
+
+    weighted = seed_cfg()
+    weighted.MODEL.LOSS_WEIGHTS.SEG_HOLISTIC = 0.25
+    total_w, terms_w = build_criterion(weighted, 6)(holistic, None, target, labels)
+    assert terms_w.keys() == terms.keys()  # terms are reported unweighted
+    expected = total.item() - 0.75 * terms["seg_holistic"].item()
+    assert total_w.item() == pytest.approx(expected, rel=1e-6)
+
+    fewer = seed_cfg()
+    fewer.MODEL.LOSS_TERMS = ["reid_holistic"]
+    assert list(build_criterion(fewer, 6)(holistic, None, target, labels)[1]) == ["reid_holistic"]
+    for bad, match in ((["nope"], "MODEL.LOSS_TERMS 'nope' is not one of: .*mse"),
+                       (["mse", "mse"], "more than once"), ([], "empty")):
+        cfg = seed_cfg()
+        cfg.MODEL.LOSS_TERMS = bad
+        with pytest.raises(ConfigError, match=match):
+            build_criterion(cfg, 6)

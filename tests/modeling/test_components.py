@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mbf.modeling import MBF, BACKBONES, VisionTransformerReID, build_model
+from mbf.modeling import MBF, VIT_SPECS, VisionTransformerReID, build_model
 from mbf.modeling.separator import ForegroundSeparator
 from mbf.modeling.vit import Block
 
@@ -138,11 +138,11 @@ def test_recovery_off_descriptor_and_checkpoint(tiny_model):
     assert out.recovered_patches is None and out.decoder_scores is None
 
 
-@pytest.mark.parametrize("name", sorted(BACKBONES))
+@pytest.mark.parametrize("name", sorted(VIT_SPECS))
 def test_every_backbone_type_builds_and_runs(small_cfg, name):
     cfg = small_cfg(**{"MODEL.TRANSFORMER_TYPE": name})
     model = build_model(cfg, 3, 2, 1)
-    spec = BACKBONES[name]
+    spec = VIT_SPECS[name]
     attn = model.backbone.blocks[0].attn
     assert (attn.qkv.bias is not None) == spec.qkv_bias
     expected_scale = (32 if spec.scale_by_embed_dim else 16) ** -0.5
@@ -154,9 +154,9 @@ def test_every_backbone_type_builds_and_runs(small_cfg, name):
 
 
 def test_type_defaults_without_overrides():
-    vit_b = BACKBONES["vit_base_patch16_224_MBF"]
+    vit_b = VIT_SPECS["vit_base_patch16_224_MBF"]
     assert (vit_b.embed_dim, vit_b.depth, vit_b.num_heads) == (768, 12, 12)
-    deit_s = BACKBONES["deit_small_patch16_224_TransReID"]
+    deit_s = VIT_SPECS["deit_small_patch16_224_TransReID"]
     assert (deit_s.embed_dim, deit_s.depth, deit_s.num_heads) == (384, 12, 6)
 
 

@@ -8,7 +8,7 @@ import pytest
 from mbf.cli import main
 from mbf.config import load_config
 from mbf.data import synthetic as syn
-from mbf.parsing.masks import mask_dir
+from mbf.parsing import mask_dir
 
 REPO = Path(__file__).resolve().parents[2]
 ARGS = ["--ids", "9", "--distractors", "1", "--train-per-id", "2"]

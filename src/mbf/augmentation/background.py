@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
+from ..geometry import PATCH_SIZE
 from ._sampling import rand, randint
 
 
@@ -86,7 +87,7 @@ def background_augmentation(
     other_patch_mask: torch.Tensor,
     beta: float,
     stride,
-    patch_size: int = 16,
+    patch_size: int = PATCH_SIZE,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Occlude ``img`` with content of ``other_img`` (row b of each belongs together).

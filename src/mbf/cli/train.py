@@ -23,14 +23,14 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from ..config import load_config
     from ..engine.runtime import attach_log_file, setup_logging
-    from ..engine.trainer import Trainer
+    from ..engine.trainer import build_trainer
 
     cfg = load_config(args.config_file, args.opts)
     main_process = int(os.environ.get("RANK", "0")) == 0
     logger = setup_logging(main_process)
     logger.info("MBF training with config %s", args.config_file or "(defaults)")
     logger.info("Running with config:\n%s", cfg.dump())
-    trainer = Trainer(cfg, config_file=args.config_file, resume=args.resume, overwrite=args.overwrite)
+    trainer = build_trainer(cfg, config_file=args.config_file, resume=args.resume, overwrite=args.overwrite)
     if main_process:
         attach_log_file(logger, cfg.OUTPUT_DIR or ".", "train_log.txt")
     logging.getLogger("mbf.train").info("saving checkpoints and logs in %s", cfg.OUTPUT_DIR or ".")

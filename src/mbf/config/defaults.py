@@ -43,6 +43,12 @@ _C.MODEL.IF_LABELSMOOTH = "on"
 _C.MODEL.SEG_EPSILON = 0.1  # (new) label smoothing of the segmentation loss
 _C.MODEL.SEG_CLASS_WEIGHTS = [0.5, 1.0, 0.8, 0.8, 1.0]  # (new) its class weights: bg, head, upper, lower, shoes
 _C.MODEL.COS_LAYER = False
+# (new) the criterion: loss terms by name (mbf.losses.LOSS_TERMS; terms whose inputs a model does
+# not produce are left out) and their weights, all 1.0 in the reference
+_C.MODEL.LOSS_TERMS = ["reid_holistic", "seg_holistic", "reid_occluded", "reid_decoder", "seg_occluded", "mse", "sepa"]
+_C.MODEL.LOSS_WEIGHTS = CN(new_allowed=True)
+for _term in _C.MODEL.LOSS_TERMS:
+    setattr(_C.MODEL.LOSS_WEIGHTS, _term.upper(), 1.0)
 
 # Transformer
 _C.MODEL.DROP_PATH = 0.1

@@ -1,4 +1,11 @@
-"""The training loop: epochs of MBF steps, evaluation, checkpoints, resume, logging.
+"""The training loop and the one function that builds it from the config.
+
+:class:`Trainer` runs epochs of a training step over a loader with an optimiser, a numeric
+precision and hooks (:mod:`mbf.engine.hooks`: seeding, LR schedule, evaluation, checkpoints,
+TensorBoard, results and pictures); it reads no config. :func:`build_trainer` is the only
+engine code that reads the config: it checks the run folder, builds the data, the part-label
+source, the model and its step (by ``MODEL.NAME``), the criterion, the optimiser, and hands
+each hook its settings.
 
 Randomness is re-derived from ``SOLVER.SEED`` and the epoch number at the start of every
 epoch (sampler order, augmentation generator, dropout, data-loader workers), so a run resumed
@@ -7,8 +14,8 @@ ends.
 """
 from __future__ import annotations
 
+import functools
 import logging
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -18,23 +25,24 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ..data import build_train_loader
 from ..errors import TrainingError
-from .checkpoint import atomic_save, unwrap
+from ..losses import build_criterion
+from ..modeling import architecture, build_model, build_step
+from ..parsing import build_part_labels
+from .checkpoint import unwrap
+from .datasets import load_dataset
 from .distributed import DistInfo, barrier, init_distributed
 from .evaluation_sets import evaluate_sets, load_evaluation_sets, per_set_entries
-from .inference import evaluate_model, log_metrics, write_results
+from .hooks import Checkpoints, EpochSeed, FinalEvaluation, Hook, LRSchedule, PeriodicEvaluation, TensorBoard
+from .inference import evaluate_model
 from .optim import build_optimizer, build_scheduler
-from .precision import training_precision
-from .run_folder import LAST, clear_run, environment, open_run_folder, write_run_records
+from .precision import Precision, training_precision
+from .report import write_part_masks_picture
+from .run_folder import LAST, RunStart, clear_run, environment, open_run_folder, write_run_records
 from .runtime import resolve_device, seed_everything
-from .steps import GlobalStep, MBFStep
 
 log = logging.getLogger("mbf.train")
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """A per-epoch seed derived from the run's seed (any two epochs differ)."""
-    return (seed * 1_000_003 + epoch * 7919) % (2**31 - 1)
 
 
 @dataclass
@@ -52,101 +60,40 @@ class Meter:
 
 
 class Trainer:
-    """One training run in OUTPUT_DIR.
+    """Epochs ``start_epoch..max_epochs`` of ``step`` over ``loader``.
 
-    ``resume`` continues the run saved there (its config must match, see
-    :mod:`mbf.engine.run_folder`); ``overwrite`` replaces a run found there. Without either, a
-    folder that holds another run is refused before anything is built or written.
+    ``step(batch, generator)`` returns a :class:`~mbf.modeling.StepOutput` (loss, named terms,
+    accuracy); ``model`` is the network inside it (saved in checkpoints). ``config_text`` is
+    stored in ``last.pth`` so that a resume can check what it continues.
     """
 
-    def __init__(self, cfg, config_file: str = "", resume: bool = False, overwrite: bool = False):
-        from ..data import build_train_loader
-        from ..losses import build_criterion
-        from ..modeling import build_model
-        from ..parsing import HumanParser, build_mask_loader
-        from ..parsing.labels import NUM_PARTS
-        from .datasets import load_dataset
-
-        self.cfg = cfg
-        self.config_file = config_file
-        self.output_dir = Path(cfg.OUTPUT_DIR or ".")
-        self.start = open_run_folder(self.output_dir, cfg, resume=resume or cfg.SOLVER.RESUME, overwrite=overwrite)
-        distributed = cfg.MODEL.DIST_TRAIN or int(os.environ.get("WORLD_SIZE", "1")) > 1
-        self.dist: DistInfo = init_distributed(cfg.MODEL.DEVICE, single=cfg.MODEL.DIST_TRAIN) if distributed else DistInfo()
-        self.device = resolve_device(
-            cfg.MODEL.DEVICE, cfg.MODEL.DEVICE_ID, self.dist.local_rank if self.dist.enabled else None
-        )
-        seed_everything(cfg.SOLVER.SEED)
-
-        self.dataset = load_dataset(cfg, verbose=self.dist.is_main, dist=self.dist)
-        self.is_mbf = cfg.MODEL.NAME != "transreid"
-        # the global baseline never looks at part labels: do not read or check them
-        mask_loader = build_mask_loader(cfg) if self.is_mbf else None
-        self.train_loader = build_train_loader(
-            cfg, self.dataset, mask_loader=mask_loader, rank=self.dist.rank, world_size=self.dist.world_size
-        )
-        self.num_classes = self.dataset.num_train_pids
-        # a resumed run takes every weight from last.pth: no ImageNet file is needed then
-        self.model = build_model(
-            cfg, self.num_classes, self.dataset.num_train_cams, self.dataset.num_train_vids,
-            pretrained=self.start.state is None,
-        ).to(self.device)
-        # the final evaluation's sets (DATASETS.TEST_NAMES), built now so that a missing one fails before training
-        self.test_sets = {}
-        if self.dist.is_main:
-            self.test_sets = load_evaluation_sets(cfg, self.model, {cfg.DATASETS.NAMES: self.dataset})
-        criterion = build_criterion(cfg, self.num_classes)
-        if self.is_mbf:
-            parser = None
-            if mask_loader is None:
-                parser = HumanParser.from_config(cfg).to(self.device)
-            stride = tuple(cfg.MODEL.STRIDE_SIZE)
-            step: nn.Module = MBFStep(
-                self.model, criterion, parser, num_parts=NUM_PARTS, stride=stride,
-                erase_prob=cfg.INPUT.RE_PROB, erase_attempts=cfg.INPUT.RE_MAX_ATTEMPTS, beta=cfg.MODEL.BETA,
-            )
-        else:
-            step = GlobalStep(self.model, criterion, cfg.INPUT.RE_PROB, cfg.INPUT.RE_MAX_ATTEMPTS)
-        self.step = step
-        if self.dist.enabled:
-            device_ids = [self.device.index] if self.device.type == "cuda" else None
-            self.step = nn.parallel.DistributedDataParallel(step, device_ids=device_ids)
-
-        self.optimizer = build_optimizer(cfg, self.model)
-        self.scheduler = build_scheduler(cfg, self.optimizer)
-        self.precision = training_precision(cfg.SOLVER.AMP, cfg.SOLVER.AMP_DTYPE, self.device)
-        self.scaler = self.precision.grad_scaler()
+    def __init__(self, step: nn.Module, model: nn.Module, loader, optimizer: torch.optim.Optimizer,
+                 precision: Precision, device: torch.device, max_epochs: int, hooks: list[Hook],
+                 dist: DistInfo = DistInfo(), log_period: int = 100, output_dir: Path = Path("."),
+                 config_text: str = ""):
+        self.step, self.model, self.loader, self.optimizer = step, model, loader, optimizer
+        self.precision, self.device, self.dist = precision, device, dist
+        self.scaler = precision.grad_scaler()
+        self.max_epochs, self.hooks, self.log_period = max_epochs, list(hooks), log_period
+        self.output_dir, self.config_text = Path(output_dir), config_text
         self.start_epoch = 1
         self.history: list[dict] = []
-        self.writer = None
-        if self.start.state is not None:
-            self._load_state(self.start.state)
-        if self.dist.is_main:
-            self._write_records(overwrite)
-
-    def _write_records(self, overwrite: bool) -> None:
-        if overwrite:
-            removed = clear_run(self.output_dir)
-            if removed:
-                log.warning("--overwrite: removed the previous run's %s from %s", ", ".join(removed), self.output_dir)
-        env = environment(self.device, self.precision, self.dist.world_size)
-        write_run_records(self.output_dir, self.cfg, env, self.config_file, self.start)
-        log.info("training precision: %s", self.precision.describe())
-        for key, (old, new) in self.start.changed.items():
-            log.info("resuming with %s changed: %r -> %r", key, old, new)
+        self.generator: torch.Generator | None = None  # set per epoch by the seeding hook
+        self.result = None
 
     # ------------------------------------------------------------------ state
-    def _state(self, epoch: int) -> dict:
+    def state(self, epoch: int) -> dict:
+        """Everything ``last.pth`` holds (plain types only: it loads with ``weights_only``)."""
         return {
             "epoch": epoch,
             "model": unwrap(self.model).state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
             "history": self.history,
-            "config": self.cfg.dump(),
+            "config": self.config_text,
         }
 
-    def _load_state(self, state: dict) -> None:
+    def load_state(self, state: dict) -> None:
         """Weights, optimiser, loss scaler and history from last.pth. The LR schedule is not
         restored: it is a function of the epoch and the config (so a longer SOLVER.MAX_EPOCHS
         stretches it), and every epoch reseeds the random generators (so none are stored)."""
@@ -158,47 +105,31 @@ class Trainer:
         self.start_epoch = int(state["epoch"]) + 1
         log.info("resumed from %s: continuing at epoch %d", self.output_dir / LAST, self.start_epoch)
 
-    def _save(self, epoch: int) -> None:
-        if not self.dist.is_main:
-            return
-        atomic_save(self._state(epoch), self.output_dir / LAST)
-        if epoch % self.cfg.SOLVER.CHECKPOINT_PERIOD == 0 or epoch == self.cfg.SOLVER.MAX_EPOCHS:
-            name = f"{self.cfg.MODEL.NAME}_{epoch}.pth"
-            atomic_save(unwrap(self.model).state_dict(), self.output_dir / name)
+    def hook(self, kind: type) -> Hook | None:
+        """The first hook of type ``kind``."""
+        return next((h for h in self.hooks if isinstance(h, kind)), None)
 
     # ------------------------------------------------------------------ loop
-    def _begin_epoch(self, epoch: int) -> torch.Generator:
-        seed = epoch_seed(self.cfg.SOLVER.SEED, epoch)
-        seed_everything(seed)
-        sampler = getattr(self.train_loader, "batch_sampler", None)
-        for candidate in (getattr(self.train_loader, "sampler", None), sampler, getattr(sampler, "sampler", None)):
-            if hasattr(candidate, "set_epoch"):
-                candidate.set_epoch(epoch)
-        self.scheduler.step(epoch)
-        generator = torch.Generator(device=self.device)
-        generator.manual_seed(seed + self.dist.rank)
-        return generator
-
     def _to_device(self, batch: dict) -> dict:
         return {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
     def train_epoch(self, epoch: int) -> dict:
-        cfg = self.cfg
-        generator = self._begin_epoch(epoch)
+        """The epoch's hooks' ``before_epoch``, then one pass over the loader; returns the record."""
+        for hook in self.hooks:
+            hook.before_epoch(self, epoch)
         self.step.train()
         loss_meter, acc_meter = Meter(), Meter()
         term_meters: dict[str, Meter] = {}
         start = time.time()
-        n_iter = len(self.train_loader)
+        n_iter = len(self.loader)
         hide = None if self.dist.is_main else True  # None: a bar only on a terminal, never in log files
-        bar = tqdm(self.train_loader, total=n_iter, desc=f"epoch {epoch}", disable=hide, leave=False,
-                   dynamic_ncols=True)
+        bar = tqdm(self.loader, total=n_iter, desc=f"epoch {epoch}", disable=hide, leave=False, dynamic_ncols=True)
         lr = self.optimizer.param_groups[0]["lr"]
         for it, batch in enumerate(bar, start=1):
             batch = self._to_device(batch)
             self.optimizer.zero_grad(set_to_none=True)
             with self.precision.autocast():
-                out = self.step(batch, generator)
+                out = self.step(batch, self.generator)
             if not torch.isfinite(out.loss.detach()):
                 terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in out.terms.items())
                 raise TrainingError(
@@ -215,78 +146,106 @@ class Trainer:
             for name, value in out.terms.items():
                 term_meters.setdefault(name, Meter()).update(float(value.detach()), n)
             bar.set_postfix(loss=f"{loss_meter.avg:.3f}", acc=f"{acc_meter.avg:.3f}")
-            if it % cfg.SOLVER.LOG_PERIOD == 0 or it == n_iter:
-                log.info(
-                    "Epoch[{}] Iteration[{}/{}] Loss: {:.3f}, Acc: {:.3f}, Base Lr: {:.2e}".format(
-                        epoch, it, n_iter, loss_meter.avg, acc_meter.avg, lr
-                    )
-                )
+            if it % self.log_period == 0 or it == n_iter:
+                log.info("Epoch[{}] Iteration[{}/{}] Loss: {:.3f}, Acc: {:.3f}, Base Lr: {:.2e}".format(
+                    epoch, it, n_iter, loss_meter.avg, acc_meter.avg, lr))
         bar.close()
-        elapsed = time.time() - start
-        per_batch = elapsed / max(n_iter, 1)
-        log.info(
-            "Epoch {} done. Time per batch: {:.3f}[s] Speed: {:.1f}[samples/s]".format(
-                epoch, per_batch, self.train_loader.batch_sampler.batch_size / per_batch
-                if hasattr(self.train_loader.batch_sampler, "batch_size") else 0.0
-            )
-        )
+        per_batch = (time.time() - start) / max(n_iter, 1)
+        batch_size = getattr(self.loader, "batch_size", None) or 0
+        log.info("Epoch {} done. Time per batch: {:.3f}[s] Speed: {:.1f}[samples/s]".format(
+            epoch, per_batch, batch_size / per_batch if per_batch else 0.0))
         record = {"epoch": epoch, "loss": loss_meter.avg, "acc": acc_meter.avg, "lr": lr}
         record.update({name: m.avg for name, m in term_meters.items()})
-        if self.writer is not None:
-            self.writer.add_scalar("train/loss", loss_meter.avg, epoch)
-            self.writer.add_scalar("train/acc", acc_meter.avg, epoch)
-            self.writer.add_scalar("train/lr", lr, epoch)
-            for name, m in term_meters.items():
-                self.writer.add_scalar(f"loss/{name}", m.avg, epoch)
         return record
 
-    def evaluate(self, epoch: int):
-        result = evaluate_model(self.cfg, unwrap(self.model), self.dataset, self.device)
-        log_metrics(log, result, f"Validation Results - Epoch: {epoch}")
-        if self.writer is not None:
-            self.writer.add_scalar("val/rank1", float(result.cmc[0]), epoch)
-            self.writer.add_scalar("val/mAP", float(result.mAP), epoch)
-        return result
-
     def fit(self):
-        cfg = self.cfg
-        max_epochs = cfg.SOLVER.MAX_EPOCHS
-        result = None
-        if self.dist.is_main:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(log_dir=str(self.output_dir / "tensorboard"))
-        if self.start_epoch > max_epochs:
-            log.info("training already finished (%d epochs); evaluating the final model", max_epochs)
-        for epoch in range(self.start_epoch, max_epochs + 1):
+        """Train to ``max_epochs``; returns the final evaluation's result (main process)."""
+        for hook in self.hooks:
+            hook.before_train(self)
+        if self.start_epoch > self.max_epochs:
+            log.info("training already finished (%d epochs); evaluating the final model", self.max_epochs)
+        for epoch in range(self.start_epoch, self.max_epochs + 1):
             record = self.train_epoch(epoch)
-            evaluate_now = epoch % cfg.SOLVER.EVAL_PERIOD == 0 or epoch == max_epochs
-            if evaluate_now and self.dist.is_main:
-                result = self.evaluate(epoch)
-                record.update({"rank1": float(result.cmc[0]), "mAP": float(result.mAP)})
-            self.history.append(record)
-            self._save(epoch)
+            for hook in self.hooks:
+                hook.after_epoch(self, epoch, record)
             barrier(self.dist)
-        if self.dist.is_main:
-            if result is None:
-                result = self.evaluate(max_epochs)
-            results = evaluate_sets(cfg, unwrap(self.model), self.device, datasets=self.test_sets,
-                                    done={cfg.DATASETS.NAMES: result})
-            result = next(iter(results.values()))
-            weights = str(self.output_dir / f"{cfg.MODEL.NAME}_{max_epochs}.pth")
-            path = write_results(str(self.output_dir), result, self.config_file, weights,
-                                 extra=per_set_entries(results))
-            log.info("results written to %s", path)
-            self._pictures(result)
-        if self.writer is not None:
-            self.writer.close()
-        return result
+        for hook in self.hooks:
+            hook.after_train(self)
+        final = self.hook(FinalEvaluation)
+        self.result = final.result if final is not None else None
+        return self.result
 
-    def _pictures(self, result) -> None:
-        from .report import plot_training_curve, write_part_masks_picture, write_retrieval_picture
 
-        plot_training_curve(self.history, self.output_dir / "training_curve.png")
-        if self.cfg.TEST.VISUALIZE or self.cfg.DATASETS.NAMES == "synthetic_occ":
-            write_retrieval_picture(self.output_dir / "retrieval.png", result)
-            write_part_masks_picture(self.output_dir / "part_masks.png", self.cfg, unwrap(self.model),
-                                     self.dataset.query, self.device)
+# ---------------------------------------------------------------------------------- build
+def build_trainer(cfg, config_file: str = "", resume: bool = False, overwrite: bool = False) -> Trainer:
+    """The run the config describes, in OUTPUT_DIR.
+
+    ``resume`` continues the run saved there (its config must match, see
+    :mod:`mbf.engine.run_folder`); ``overwrite`` replaces a run found there. Without either, a
+    folder that holds another run is refused before anything is built or written.
+    """
+    output_dir = Path(cfg.OUTPUT_DIR or ".")
+    start = open_run_folder(output_dir, cfg, resume=resume or cfg.SOLVER.RESUME, overwrite=overwrite)
+    distributed = cfg.MODEL.DIST_TRAIN or int(os.environ.get("WORLD_SIZE", "1")) > 1
+    dist = init_distributed(cfg.MODEL.DEVICE, single=cfg.MODEL.DIST_TRAIN) if distributed else DistInfo()
+    device = resolve_device(cfg.MODEL.DEVICE, cfg.MODEL.DEVICE_ID, dist.local_rank if dist.enabled else None)
+    seed_everything(cfg.SOLVER.SEED)
+
+    arch = architecture(cfg)
+    dataset = load_dataset(cfg, verbose=dist.is_main, dist=dist)
+    # the global baseline never looks at part labels: do not read or check them
+    labels = build_part_labels(cfg) if arch.part_labels else None
+    loader = build_train_loader(cfg, dataset, mask_loader=labels.loader if labels else None,
+                                rank=dist.rank, world_size=dist.world_size)
+    num_classes = dataset.num_train_pids
+    # a resumed run takes every weight from last.pth: no ImageNet file is needed then
+    model = build_model(cfg, num_classes, dataset.num_train_cams, dataset.num_train_vids,
+                        pretrained=start.state is None).to(device)
+    # the final evaluation's sets (DATASETS.TEST_NAMES), built now so that a missing one fails before training
+    test_sets = load_evaluation_sets(cfg, model, {cfg.DATASETS.NAMES: dataset}) if dist.is_main else {}
+    parser = labels.make_parser().to(device) if labels and labels.make_parser else None
+    step = build_step(cfg, model, build_criterion(cfg, num_classes), parser)
+    if dist.enabled:
+        step = nn.parallel.DistributedDataParallel(step, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizer = build_optimizer(cfg, model)
+    precision = training_precision(cfg.SOLVER.AMP, cfg.SOLVER.AMP_DTYPE, device)
+
+    s, max_epochs = cfg.SOLVER, cfg.SOLVER.MAX_EPOCHS
+    periodic = PeriodicEvaluation(functools.partial(evaluate_model, cfg, dataset=dataset, device=device),
+                                  s.EVAL_PERIOD, max_epochs, dist)
+    checkpoints = Checkpoints(output_dir, cfg.MODEL.NAME, s.CHECKPOINT_PERIOD, max_epochs, dist)
+    hooks: list[Hook] = [EpochSeed(s.SEED, device, dist.rank), LRSchedule(build_scheduler(cfg, optimizer)),
+                         periodic, checkpoints]
+    if dist.is_main:
+        part_pictures = None
+        if hasattr(model, "part_probabilities"):
+            part_pictures = functools.partial(_part_pictures, cfg, output_dir / "part_masks.png", dataset.query, device)
+        hooks += [TensorBoard(output_dir / "tensorboard"), FinalEvaluation(
+            functools.partial(evaluate_sets, cfg, device=device, datasets=test_sets), periodic, checkpoints,
+            output_dir, config_file, max_epochs, dist, cfg.DATASETS.NAMES,
+            pictures=bool(cfg.TEST.VISUALIZE or cfg.DATASETS.NAMES == "synthetic_occ"),
+            part_pictures=part_pictures, per_set_entries=per_set_entries)]
+    trainer = Trainer(step, model, loader, optimizer, precision, device, max_epochs, hooks, dist=dist,
+                      log_period=s.LOG_PERIOD, output_dir=output_dir, config_text=cfg.dump())
+    trainer.dataset = dataset  # for callers (tests, benchmarks); the loop does not use it
+    if start.state is not None:
+        trainer.load_state(start.state)
+    if dist.is_main:
+        _write_records(cfg, config_file, trainer, start, overwrite)
+    return trainer
+
+
+def _part_pictures(cfg, path: Path, items: list, device: torch.device, model: nn.Module) -> None:
+    write_part_masks_picture(path, cfg, model, items, device)
+
+
+def _write_records(cfg, config_file: str, trainer: Trainer, start: RunStart, overwrite: bool) -> None:
+    if overwrite:
+        removed = clear_run(trainer.output_dir)
+        if removed:
+            log.warning("--overwrite: removed the previous run's %s from %s", ", ".join(removed), trainer.output_dir)
+    env = environment(trainer.device, trainer.precision, trainer.dist.world_size)
+    write_run_records(trainer.output_dir, cfg, env, config_file, start)
+    log.info("training precision: %s", trainer.precision.describe())
+    for key, (old, new) in start.changed.items():
+        log.info("resuming with %s changed: %r -> %r", key, old, new)

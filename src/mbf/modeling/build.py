@@ -1,4 +1,7 @@
-"""Config -> model. The only place in mbf.modeling that reads the yacs config."""
+"""Config -> model and training step. The only place in mbf.modeling that reads the yacs config:
+it registers the ViT backbones and the two architectures (MBF, the global baseline) and
+translates config keys into their constructor arguments.
+"""
 from __future__ import annotations
 
 import logging
@@ -6,24 +9,20 @@ import logging
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
+from ..parsing.labels import NUM_PARTS
 from .baseline import TransReIDBaseline
 from .converters import is_reference_format, read_state_dict, reference_mbf_to_ours, reference_transreid_to_ours
 from .mbf import MBF
-from .vit import VisionTransformerReID, backbone_spec
+from .registry import ARCHITECTURES, BACKBONES, Architecture
+from .steps import GlobalStep, MBFStep
+from .vit import VIT_SPECS, VisionTransformerReID, backbone_spec
 
 log = logging.getLogger(__name__)
 
-MODEL_NAMES = ("transformer", "transreid")
 PRETRAIN_CHOICES = ("imagenet", "self", "finetune", "none")
 
 
-def _num_parts() -> int:
-    from ..parsing.labels import NUM_PARTS
-
-    return NUM_PARTS
-
-
-def build_backbone(cfg, camera_num: int, view_num: int, salient: bool = True) -> VisionTransformerReID:
+def build_vit(cfg, camera_num: int, view_num: int, salient: bool = True) -> VisionTransformerReID:
     """The ViT of MODEL.TRANSFORMER_TYPE (+ VIT_* overrides); ``salient`` adds the salient-patch
     selection at MODEL.SALIENT_BLOCK (MBF needs it, the global baseline does not)."""
     m = cfg.MODEL
@@ -57,8 +56,68 @@ def build_backbone(cfg, camera_num: int, view_num: int, salient: bool = True) ->
     )
 
 
+for _name in VIT_SPECS:
+    BACKBONES.register(_name, build_vit)
+
+
+def build_backbone(cfg, camera_num: int, view_num: int, salient: bool = True) -> nn.Module:
+    """The backbone MODEL.TRANSFORMER_TYPE names, built by its registered builder."""
+    return BACKBONES.get(cfg.MODEL.TRANSFORMER_TYPE)(cfg, camera_num, view_num, salient=salient)
+
+
+# ------------------------------------------------------------------ the architectures
+def _build_mbf(cfg, backbone: nn.Module, num_classes: int) -> MBF:
+    m = cfg.MODEL
+    if m.NUM_DECODER_LAYER < 1 or m.QUERY_NUM < 1:
+        raise ConfigError("MODEL.NUM_DECODER_LAYER and MODEL.QUERY_NUM must be >= 1")
+    if backbone.embed_dim % m.NUM_HEAD:
+        raise ConfigError(f"MODEL.NUM_HEAD ({m.NUM_HEAD}) must divide the embedding width ({backbone.embed_dim})")
+    return MBF(
+        backbone,
+        num_classes,
+        num_parts=NUM_PARTS,
+        recovery=m.RECOVERY,
+        num_queries=m.QUERY_NUM,
+        decoder_layers=m.NUM_DECODER_LAYER,
+        decoder_heads=m.NUM_HEAD,
+        decoder_ffn_dim=m.DECODER_FFN_DIM,
+        decoder_dropout=m.DECODER_DROP_RATE,
+        neck_feat=cfg.TEST.NECK_FEAT,
+    )
+
+
+def _mbf_step(cfg, model: nn.Module, criterion, parser: nn.Module | None) -> MBFStep:
+    return MBFStep(model, criterion, parser, erase_prob=cfg.INPUT.RE_PROB, beta=cfg.MODEL.BETA,
+                   erase_attempts=cfg.INPUT.RE_MAX_ATTEMPTS)
+
+
+def _build_baseline(cfg, backbone: nn.Module, num_classes: int) -> TransReIDBaseline:
+    return TransReIDBaseline(backbone, num_classes, neck_feat=cfg.TEST.NECK_FEAT)
+
+
+def _baseline_step(cfg, model: nn.Module, criterion, parser: nn.Module | None) -> GlobalStep:
+    return GlobalStep(model, criterion, cfg.INPUT.RE_PROB, cfg.INPUT.RE_MAX_ATTEMPTS)
+
+
+ARCHITECTURES.register("transformer", Architecture(
+    build=_build_mbf, step=_mbf_step, from_reference=reference_mbf_to_ours, part_labels=True, salient=True))
+ARCHITECTURES.register("transreid", Architecture(
+    build=_build_baseline, step=_baseline_step, from_reference=reference_transreid_to_ours))
+
+
+def architecture(cfg) -> Architecture:
+    """The entry MODEL.NAME names."""
+    return ARCHITECTURES.get(cfg.MODEL.NAME)
+
+
+def build_step(cfg, model: nn.Module, criterion, parser: nn.Module | None = None) -> nn.Module:
+    """The training step of MODEL.NAME around ``model`` and ``criterion``."""
+    return architecture(cfg).step(cfg, model, criterion, parser)
+
+
 def build_model(cfg, num_classes: int, camera_num: int, view_num: int, pretrained: bool = True) -> nn.Module:
-    """MODEL.NAME 'transformer' -> :class:`MBF`, 'transreid' -> :class:`TransReIDBaseline`.
+    """The network of MODEL.NAME ('transformer': :class:`MBF`, 'transreid': the global baseline)
+    on the backbone of MODEL.TRANSFORMER_TYPE.
 
     With ``pretrained`` (default) MODEL.PRETRAIN_CHOICE is applied: 'imagenet' loads
     MODEL.PRETRAIN_PATH into the backbone, 'self'/'finetune' loads a whole model, 'none'
@@ -66,8 +125,7 @@ def build_model(cfg, num_classes: int, camera_num: int, view_num: int, pretraine
     right after (testing), so that no ImageNet file is needed.
     """
     m = cfg.MODEL
-    if m.NAME not in MODEL_NAMES:
-        raise ConfigError(f"MODEL.NAME {m.NAME!r} is not one of: {', '.join(MODEL_NAMES)}")
+    arch = architecture(cfg)
     if m.ID_LOSS_TYPE != "softmax":
         raise ConfigError(f"MODEL.ID_LOSS_TYPE {m.ID_LOSS_TYPE!r} is not supported (only 'softmax')")
     if cfg.TEST.NECK_FEAT not in ("after", "before"):
@@ -78,27 +136,8 @@ def build_model(cfg, num_classes: int, camera_num: int, view_num: int, pretraine
     if num_classes < 1:
         raise ConfigError(f"the model needs at least one training identity, got num_classes={num_classes}")
 
-    backbone = build_backbone(cfg, camera_num, view_num, salient=m.NAME == "transformer")
-    if m.NAME == "transreid":
-        model: nn.Module = TransReIDBaseline(backbone, num_classes, neck_feat=cfg.TEST.NECK_FEAT)
-    else:
-        dim = backbone.embed_dim
-        if m.NUM_DECODER_LAYER < 1 or m.QUERY_NUM < 1:
-            raise ConfigError("MODEL.NUM_DECODER_LAYER and MODEL.QUERY_NUM must be >= 1")
-        if dim % m.NUM_HEAD:
-            raise ConfigError(f"MODEL.NUM_HEAD ({m.NUM_HEAD}) must divide the embedding width ({dim})")
-        model = MBF(
-            backbone,
-            num_classes,
-            num_parts=_num_parts(),
-            recovery=m.RECOVERY,
-            num_queries=m.QUERY_NUM,
-            decoder_layers=m.NUM_DECODER_LAYER,
-            decoder_heads=m.NUM_HEAD,
-            decoder_ffn_dim=m.DECODER_FFN_DIM,
-            decoder_dropout=m.DECODER_DROP_RATE,
-            neck_feat=cfg.TEST.NECK_FEAT,
-        )
+    backbone = build_backbone(cfg, camera_num, view_num, salient=arch.salient)
+    model = arch.build(cfg, backbone, num_classes)
     log.info(
         "built %s: %s, width %d, depth %d, grid %dx%d (stride %s), %d identities",
         type(model).__name__, m.TRANSFORMER_TYPE, backbone.embed_dim, backbone.depth, *backbone.grid_size,
@@ -127,7 +166,7 @@ def build_model_from_checkpoint(cfg, weights, num_views: int | None = None) -> n
     """
     state = read_state_dict(weights, "model weights")
     if is_reference_format(state):
-        state = reference_mbf_to_ours(state) if cfg.MODEL.NAME == "transformer" else reference_transreid_to_ours(state)
+        state = architecture(cfg).from_reference(state)
     classifier = state.get("neck.classifier.weight")
     if classifier is None:
         raise CheckpointError(f"{weights}: no identity classifier (neck.classifier.weight); is it a model checkpoint?")

@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..geometry import PatchGrid
+
 
 class BNNeck(nn.Module):
     """BatchNorm1d with a frozen zero bias, then a bias-free linear ID classifier."""
@@ -28,14 +30,19 @@ class BackboneModel(nn.Module):
     backbone: nn.Module
 
     @property
+    def patch_grid(self) -> PatchGrid:
+        """Pixels -> patch tokens of the training/test image size; the step and the mask
+        operations take stride and patch size from here."""
+        return self.backbone.patch_grid
+
+    @property
     def grid_size(self) -> tuple[int, int]:
         return self.backbone.grid_size
 
     def feature_grid(self, image_size: tuple[int, int]) -> tuple[int, int]:
         """(fH, fW) of the patch grid for an image of ``image_size`` (H, W)."""
-        from .vit import feature_grid
-
-        return feature_grid(tuple(image_size), self.backbone.stride)
+        grid = self.patch_grid
+        return PatchGrid(tuple(image_size), grid.stride, grid.patch_size).size
 
     @torch.jit.ignore
     def no_weight_decay(self) -> set[str]:

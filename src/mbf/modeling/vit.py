@@ -16,8 +16,8 @@ from timm.layers import DropPath, Mlp, trunc_normal_
 from torch import nn
 
 from ..errors import ConfigError, InputError
+from ..geometry import PATCH_SIZE, PatchGrid, feature_grid  # noqa: F401  (feature_grid: public here too)
 
-PATCH_SIZE = 16
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,8 @@ class BackboneSpec:
 
 _VIT_BASE = BackboneSpec(embed_dim=768, depth=12, num_heads=12)
 
-BACKBONES: dict[str, BackboneSpec] = {
+# MODEL.TRANSFORMER_TYPE -> the numbers of that ViT (each registered as a backbone in build.py)
+VIT_SPECS: dict[str, BackboneSpec] = {
     "vit_base_patch16_224_MBF": _VIT_BASE,
     "vit_base_patch16_224_TransReID": _VIT_BASE,
     "deit_base_patch16_224_TransReID": _VIT_BASE,
@@ -52,9 +53,9 @@ BACKBONES: dict[str, BackboneSpec] = {
 
 def backbone_spec(name: str, embed_dim: int = 0, depth: int = 0, num_heads: int = 0) -> BackboneSpec:
     """The spec of ``name`` with width, depth and heads overridden where the override is > 0."""
-    if name not in BACKBONES:
-        raise ConfigError(f"MODEL.TRANSFORMER_TYPE {name!r} is not one of: {', '.join(BACKBONES)}")
-    spec = BACKBONES[name]
+    if name not in VIT_SPECS:
+        raise ConfigError(f"MODEL.TRANSFORMER_TYPE {name!r} is not one of: {', '.join(VIT_SPECS)}")
+    spec = VIT_SPECS[name]
     spec = replace(
         spec,
         embed_dim=embed_dim or spec.embed_dim,
@@ -66,14 +67,6 @@ def backbone_spec(name: str, embed_dim: int = 0, depth: int = 0, num_heads: int 
             f"MODEL.VIT_NUM_HEADS ({spec.num_heads}) must divide the embedding width ({spec.embed_dim})"
         )
     return spec
-
-
-def feature_grid(image_size: tuple[int, int], stride: tuple[int, int], patch_size: int = PATCH_SIZE) -> tuple[int, int]:
-    """(fH, fW) of the overlapping patch grid of an image of ``image_size`` (H, W)."""
-    h, w = image_size
-    if h < patch_size or w < patch_size:
-        raise ConfigError(f"image size {h}x{w} is smaller than one {patch_size}x{patch_size} patch")
-    return (h - patch_size) // stride[0] + 1, (w - patch_size) // stride[1] + 1
 
 
 class PatchEmbed(nn.Module):
@@ -239,8 +232,9 @@ class VisionTransformerReID(nn.Module):
         super().__init__()
         self.img_size = (int(img_size[0]), int(img_size[1]))
         self.stride = (int(stride[0]), int(stride[1]))
-        self.grid_size = feature_grid(self.img_size, self.stride)
-        self.num_patches = self.grid_size[0] * self.grid_size[1]
+        self.patch_grid = PatchGrid(self.img_size, self.stride, PATCH_SIZE)
+        self.grid_size = self.patch_grid.size
+        self.num_patches = self.patch_grid.num_patches
         self.embed_dim = embed_dim
         self.depth = depth
         self.salient_block, self.num_salient = None, 0

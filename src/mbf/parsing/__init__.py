@@ -8,15 +8,17 @@ from .cache import CacheMasks, ParseCache, ParserSettings, parse_images
 from .hrnet import HRNet, build_hrnet
 from .labels import BACKGROUND, HEAD, LOWER, NUM_PARTS, PART_NAMES, SHOES, UPPER
 from .mask_ops import drop_covered, erase_patches, keep_salient, patch_labels
-from .masks import FolderMasks, build_mask_loader, read_label_png
+from .masks import FolderMasks, read_label_png
 from .parser import HumanParser, load_parser_weights
 from .postprocess import postprocess, postprocess_reference
+from .sources import MASK_SOURCES, PartLabels, build_mask_loader, build_part_labels, mask_dir
 
 __all__ = [
     "BACKGROUND", "HEAD", "UPPER", "LOWER", "SHOES", "NUM_PARTS", "PART_NAMES",
     "HRNet", "HumanParser", "build_hrnet", "load_parser_weights",
     "postprocess", "postprocess_reference",
     "patch_labels", "erase_patches", "drop_covered", "keep_salient",
-    "build_mask_loader", "read_label_png", "FolderMasks",
+    "MASK_SOURCES", "PartLabels", "build_part_labels", "build_mask_loader", "mask_dir", "read_label_png",
+    "FolderMasks",
     "ParseCache", "ParserSettings", "CacheMasks", "parse_images",
 ]

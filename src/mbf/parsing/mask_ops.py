@@ -10,8 +10,9 @@ from __future__ import annotations
 import torch
 
 from ..errors import InputError
+from ..geometry import PATCH_SIZE
 
-PATCH_KERNEL = 16  # the ViT patch size: window of one patch label
+PATCH_KERNEL = PATCH_SIZE  # window of one patch label: the ViT patch
 ERASE_THRESHOLD = 0.7  # a window more than this much inside the erased rectangle loses its label
 
 

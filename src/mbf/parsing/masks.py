@@ -1,4 +1,6 @@
-"""Where training part labels come from (HUMAN_PARSING.SOURCE).
+"""Part labels stored as files: label PNGs read per image (sources ``files`` and ``cache``).
+
+Where training part labels come from (HUMAN_PARSING.SOURCE):
 
 - ``hrnet``: none stored; the parser runs on every training batch (the reference's way).
 - ``files``: label PNGs (values 0..4) under HUMAN_PARSING.MASK_DIR that mirror the images:
@@ -7,6 +9,8 @@
   moving the datasets is one key.
 - ``cache``: the labels ``mbf parse`` stored, one PNG per training image, in a folder named
   after the parser checkpoint and settings (see :mod:`mbf.parsing.cache`).
+
+The sources are registered by name in :mod:`mbf.parsing.sources`.
 
 A mask loader maps an image path to its labels uint8 [H,W] at the image's own resolution;
 the data pipeline then transforms them together with the image. Loaders are plain picklable
@@ -19,10 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..errors import ConfigError, DatasetError
+from ..errors import DatasetError
 from .labels import NUM_PARTS
-
-SOURCES = ("hrnet", "files", "cache")
 
 
 def read_label_png(path: Path, image_path: str = "") -> np.ndarray:
@@ -58,30 +60,3 @@ class FolderMasks:
 
     def __call__(self, image_path: str) -> np.ndarray:
         return read_label_png(self.path_for(image_path), image_path)
-
-
-def mask_dir(cfg) -> Path:
-    """HUMAN_PARSING.MASK_DIR as a path: absolute as given, relative under DATASETS.ROOT_DIR."""
-    folder = Path(cfg.HUMAN_PARSING.MASK_DIR)
-    return folder if folder.is_absolute() else Path(cfg.DATASETS.ROOT_DIR) / folder
-
-
-def build_mask_loader(cfg):
-    """The configured mask loader ``loader(img_path) -> uint8 [H,W]``, or None when the parser
-    runs online (SOURCE 'hrnet')."""
-    source = str(cfg.HUMAN_PARSING.SOURCE).lower()
-    if source == "hrnet":
-        return None
-    if source == "files":
-        if not cfg.HUMAN_PARSING.MASK_DIR:
-            raise ConfigError("HUMAN_PARSING.SOURCE is 'files' but HUMAN_PARSING.MASK_DIR is empty")
-        folder = mask_dir(cfg)
-        if not folder.is_dir():
-            where = "" if Path(cfg.HUMAN_PARSING.MASK_DIR).is_absolute() else " (relative to DATASETS.ROOT_DIR)"
-            raise DatasetError(f"HUMAN_PARSING.MASK_DIR not found: {folder}{where}")
-        return FolderMasks(str(folder))
-    if source == "cache":
-        from .cache import ParseCache
-
-        return ParseCache.from_config(cfg).loader()
-    raise ConfigError(f"HUMAN_PARSING.SOURCE must be one of {', '.join(SOURCES)}, got {cfg.HUMAN_PARSING.SOURCE!r}")

@@ -1,7 +1,9 @@
-"""One training step of MBF, as one module, so that DistributedDataParallel sees a single
-forward and a single backward even though the network runs twice (holistic and occluded).
+"""The training steps of the architectures: one module per step, so that
+DistributedDataParallel sees a single forward and a single backward even though MBF runs the
+network twice (holistic and occluded). Patch geometry (stride per axis, patch size) and the
+number of parts come from the model.
 
-Data flow (METHOD.md sections 3, 4, 6):
+MBF's data flow (METHOD.md sections 3, 4, 6):
 
     holistic image --model--> holistic outputs
                    --parser or stored labels--> pixel labels --> patch labels x salient(h)
@@ -18,7 +20,7 @@ import torch
 from torch import nn
 
 from ..augmentation import background_augmentation, pick_other_identity, random_erasing
-from ..parsing import drop_covered, erase_patches, keep_salient, patch_labels
+from ..parsing.mask_ops import ERASE_THRESHOLD, drop_covered, erase_patches, keep_salient, patch_labels
 
 
 @dataclass
@@ -35,7 +37,9 @@ def _accuracy(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 class MBFStep(nn.Module):
     """Holistic pass, mask refinement, background augmentation, occluded pass and losses.
 
-    ``parser`` (a frozen HumanParser) is used only when the batch carries no ``mask``.
+    ``parser`` (a frozen teacher: images -> pixel labels) is used only when the batch carries
+    no ``mask``. The patch grid and the number of parts are the model's (``model.patch_grid``,
+    ``model.num_parts``).
     """
 
     def __init__(
@@ -43,13 +47,10 @@ class MBFStep(nn.Module):
         model: nn.Module,
         criterion,
         parser: nn.Module | None,
-        num_parts: int,
-        stride: tuple[int, int],
         erase_prob: float,
         beta: float,
         erase_attempts: int = 1,
-        patch_size: int = 16,
-        erase_threshold: float = 0.7,
+        erase_threshold: float = ERASE_THRESHOLD,
     ):
         super().__init__()
         self.model = model
@@ -57,12 +58,9 @@ class MBFStep(nn.Module):
         self.parser = parser
         if parser is not None:
             parser.requires_grad_(False)
-        self.num_parts = num_parts
-        self.stride = tuple(stride)
         self.erase_prob = erase_prob
         self.erase_attempts = erase_attempts
         self.beta = beta
-        self.patch_size = patch_size
         self.erase_threshold = erase_threshold
 
     def train(self, mode: bool = True):
@@ -83,10 +81,11 @@ class MBFStep(nn.Module):
         img, pid = batch["img"], batch["pid"]
         cam, view = batch["camid"], batch["viewid"]
 
+        grid = self.model.patch_grid
         out_h = self.model(img, label=pid, cam_label=cam, view_label=view, occluded=False)
         with torch.no_grad():
             pixels = self._pixel_labels(batch)
-            labels_h = patch_labels(pixels, self.num_parts, self.stride[0], kernel=self.patch_size)
+            labels_h = patch_labels(pixels, self.model.num_parts, grid.stride, kernel=grid.patch_size)
             labels_h = keep_salient(labels_h, out_h.salient_idx)
 
             other = pick_other_identity(pid, generator=generator)
@@ -94,11 +93,11 @@ class MBFStep(nn.Module):
                 img, self.erase_prob, max_attempts=self.erase_attempts, generator=generator
             )
             img_occ, covered = background_augmentation(
-                img_occ, img[other], pixels[other], labels_h[other], self.beta, self.stride,
-                patch_size=self.patch_size, generator=generator,
+                img_occ, img[other], pixels[other], labels_h[other], self.beta, grid.stride,
+                patch_size=grid.patch_size, generator=generator,
             )
             labels_o = erase_patches(
-                labels_h, rects, self.stride[0], kernel=self.patch_size, threshold=self.erase_threshold
+                labels_h, rects, grid.stride, kernel=grid.patch_size, threshold=self.erase_threshold
             )
             labels_o = drop_covered(labels_o, covered)
 
