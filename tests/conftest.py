@@ -65,10 +65,12 @@ def mbf_log(caplog):
 
     logger = logging.getLogger("mbf")
     logger.addHandler(caplog.handler)
-    level = logger.level
+    level, propagate = logger.level, logger.propagate
     logger.setLevel(logging.INFO)
+    logger.propagate = False  # each record once, through the handler above
     try:
         yield caplog
     finally:
         logger.removeHandler(caplog.handler)
         logger.setLevel(level)
+        logger.propagate = propagate

@@ -104,3 +104,22 @@ def test_no_two_configs_share_an_output_dir():
         assert folder not in folders, f"{name} and {folders[folder]} both write {folder}"
         folders[folder] = name
     assert len(folders) >= 10
+
+
+def test_a_key_without_effect_warns_once_naming_it(mbf_log):
+    load_config(REPO / "configs" / "OCC_Duke" / "mbf.yml")  # the seed files load without a warning
+    assert "has no effect" not in mbf_log.text
+    load_config(REPO / "configs" / "OCC_Duke" / "mbf.yml", ["MODEL.LAST_STRIDE", "2", "SOLVER.STEPS", "(30, 60)"])
+    assert mbf_log.text.count("MODEL.LAST_STRIDE is 2 but has no effect here") == 1
+    assert mbf_log.text.count("SOLVER.STEPS") == 1
+
+
+@pytest.mark.parametrize("opts, match", [
+    (["MODEL.IF_WITH_CENTER", "yes"], "MODEL.IF_WITH_CENTER 'yes': the reference then adds a center loss"),
+    (["MODEL.COS_LAYER", "True"], "MODEL.COS_LAYER True"),
+    (["MODEL.NECK", "no"], "drops the BNNecks"),
+    (["MODEL.NAME", "transreid", "MODEL.JPM", "True"], "jigsaw branch"),
+])
+def test_a_value_that_makes_the_reference_build_another_model_is_an_error(opts, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(REPO / "configs" / "OCC_Duke" / "mbf.yml", opts)

@@ -285,7 +285,7 @@ def test_engine_generates_the_synthetic_set_with_the_configured_seed(tmp_path, m
         seen["root"], seen["seed"] = Path(root), seed
         syn.generate(root, seed=seed, **TINY)
 
-    monkeypatch.setattr(syn, "ensure_dataset", fake_ensure)
+    monkeypatch.setattr(engine_datasets, "ensure_dataset", fake_ensure)
     cfg = get_cfg()
     cfg.merge_from_list(["DATASETS.NAMES", "synthetic_occ", "DATASETS.ROOT_DIR", str(tmp_path),
                          "DATASETS.SYNTHETIC_SEED", 7])

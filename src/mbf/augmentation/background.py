@@ -1,4 +1,4 @@
-"""Background augmentation (METHOD.md section 4): occlude each image with content of another
+"""Background augmentation (docs/METHOD.md, section 4): occlude each image with content of another
 identity's image, and report which patches of the grid are now covered.
 
 Two kinds of occluder, chosen per image (probability ``beta`` for the first):

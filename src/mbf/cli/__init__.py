@@ -1,7 +1,8 @@
 """The ``mbf`` command line.
 
 Each subcommand lives in its own module of this package that defines ``HELP`` (one line),
-``add_arguments(parser)`` and ``run(args) -> int``. User errors (:class:`mbf.MBFError`) are
+``add_arguments(parser)`` and ``run(args) -> int``; ``run`` imports the heavy modules (torch,
+the model) itself, so that building the parser for ``mbf --help`` stays light. User errors (:class:`mbf.MBFError`) are
 printed as one line on stderr with exit status 2; nothing else is caught.
 """
 from __future__ import annotations

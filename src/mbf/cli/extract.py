@@ -36,6 +36,7 @@ def load_embedder(cfg, weights: str):
 
 
 def run(args) -> int:
+    # deferred (see mbf.cli): `mbf --help` imports every subcommand module, not torch
     from ..config import load_config
     from ..engine.runtime import setup_logging
     from ..retrieval import list_images, save_index

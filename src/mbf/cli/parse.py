@@ -22,6 +22,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    # deferred (see mbf.cli): `mbf --help` imports every subcommand module, not torch
     from ..config import load_config
     from ..data.loaders import num_workers
     from ..engine.datasets import load_dataset
@@ -34,7 +35,7 @@ def run(args) -> int:
     parser = HumanParser.from_config(cfg).to(device)
     cache = ParseCache.from_config(cfg)
     dataset = load_dataset(cfg)
-    paths = [path for path, *_ in dataset.train]
+    paths = [item.path for item in dataset.train]
     cache.write_manifest()
     log.info("parse cache %s (%s): %d training images", cache.folder, cache.settings.describe(), len(paths))
     done = parse_images(parser, cache, paths, cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD,

@@ -17,6 +17,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    # deferred (see mbf.cli): `mbf --help` imports every subcommand module, not torch
     from ..config import load_config
     from ..data import read_image
     from ..errors import InputError

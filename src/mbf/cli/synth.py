@@ -42,6 +42,7 @@ def _print_summary(summary, verb: str) -> None:
 
 
 def run(args) -> int:
+    # deferred (see mbf.cli): `mbf --help` imports every subcommand module, not torch
     from ..data import synthetic as syn
 
     if args.check:

@@ -11,12 +11,13 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    # deferred (see mbf.cli): `mbf --help` imports every subcommand module, not torch
     from ..config import load_config
     from ..engine.evaluate import run_test
     from ..engine.runtime import setup_logging
 
+    logger = setup_logging(True)  # first, so that config warnings reach the log file too
     cfg = load_config(args.config_file, args.opts)
-    logger = setup_logging(True)
     logger.info("Running with config:\n%s", cfg.dump())
     run_test(cfg, args.config_file)
     return 0

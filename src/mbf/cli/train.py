@@ -21,13 +21,14 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    # deferred (see mbf.cli): `mbf --help` imports every subcommand module, not torch
     from ..config import load_config
     from ..engine.runtime import attach_log_file, setup_logging
     from ..engine.trainer import build_trainer
 
-    cfg = load_config(args.config_file, args.opts)
     main_process = int(os.environ.get("RANK", "0")) == 0
-    logger = setup_logging(main_process)
+    logger = setup_logging(main_process)  # first, so that config warnings reach the log file too
+    cfg = load_config(args.config_file, args.opts)
     logger.info("MBF training with config %s", args.config_file or "(defaults)")
     logger.info("Running with config:\n%s", cfg.dump())
     trainer = build_trainer(cfg, config_file=args.config_file, resume=args.resume, overwrite=args.overwrite)

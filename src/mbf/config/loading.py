@@ -10,6 +10,7 @@ from yacs.config import CfgNode as CN
 
 from ..errors import ConfigError
 from .defaults import _C
+from .hygiene import check_unused_keys
 
 
 def get_cfg() -> CN:
@@ -67,6 +68,23 @@ def _check_opts(cfg: CN, opts: Sequence[str]) -> None:
             node = node[part]
 
 
+def _add_new_keys(cfg: CN, opts: list) -> list:
+    """Set overrides of keys that do not exist yet under a section that allows new keys (e.g.
+    MODEL.LOSS_WEIGHTS.<a registered term>; yacs's merge_from_list refuses them); return the rest."""
+    _check_opts(cfg, opts)
+    rest = []
+    for key, value in zip(opts[0::2], opts[1::2]):
+        *parents, leaf = key.split(".")
+        node = cfg
+        for part in parents:
+            node = node[part]
+        if leaf in node:
+            rest += [key, value]
+        else:
+            node[leaf] = CN._decode_cfg_value(value)
+    return rest
+
+
 def load_config(config_file: str | os.PathLike | None = None, opts: Iterable[str] = (), freeze: bool = True) -> CN:
     """Defaults, merged with ``config_file`` (if any) and then with ``opts`` (KEY VALUE ...).
 
@@ -90,13 +108,13 @@ def load_config(config_file: str | os.PathLike | None = None, opts: Iterable[str
             cfg.merge_from_other_cfg(CN(mapping))
         except (KeyError, ValueError, AssertionError) as exc:
             raise ConfigError(f"config file {path}: {exc}") from None
-    opts = list(opts or [])
-    _check_opts(cfg, opts)
+    opts = _add_new_keys(cfg, list(opts or []))
     try:
         cfg.merge_from_list(opts)
     except (KeyError, ValueError, AssertionError) as exc:
         raise ConfigError(f"command-line override: {exc}") from None
     cfg.MODEL.DEVICE_ID = str(cfg.MODEL.DEVICE_ID).strip("()'\" ")
+    check_unused_keys(cfg, _C)
     if freeze:
         cfg.freeze()
     return cfg

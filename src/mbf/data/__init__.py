@@ -1,5 +1,5 @@
 """Data: dataset readers, image transforms, identity-balanced samplers and loaders."""
-from .datasets import DATASETS, ReIDDataset, build_dataset, build_test_set, parse_name, register_dataset
+from .datasets import DATASETS, Item, ReIDDataset, build_dataset, build_test_set, parse_name, register_dataset
 from .io import IMAGE_EXTENSIONS, read_image
 from .loaders import ImageSet, build_test_loader, build_train_loader, build_train_sampler
 from .samplers import DistributedRandomIdentitySampler, RandomIdentitySampler
@@ -10,6 +10,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "DistributedRandomIdentitySampler",
     "ImageSet",
+    "Item",
     "RandomIdentitySampler",
     "ReIDDataset",
     "build_dataset",

@@ -44,7 +44,7 @@ class ImageSet(Dataset):
         return len(self.items)
 
     def __getitem__(self, index: int) -> dict:
-        path, pid, camid, viewid = self.items[index]
+        path, pid, camid, viewid = self.items[index]  # an Item, or any 4-tuple in that order
         img = read_image(path)
         sample = {"pid": pid, "camid": camid, "viewid": viewid, "path": path}
         if self.mask_loader is None:
@@ -87,7 +87,7 @@ def num_workers(cfg) -> int:
 
 def build_train_sampler(cfg, items: list, rank: int = 0, world_size: int = 1):
     """The configured sampler: identity-balanced for any 'triplet' sampler, shuffling otherwise."""
-    pids = [pid for _, pid, _, _ in items]
+    pids = [item[1] for item in items]  # Item.pid
     batch, k, seed = cfg.SOLVER.IMS_PER_BATCH, cfg.DATALOADER.NUM_INSTANCE, cfg.SOLVER.SEED
     if "triplet" in cfg.DATALOADER.SAMPLER:
         if world_size > 1:

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..data import build_dataset, build_test_set
+from ..data.datasets import get_reader
+from ..data.synthetic import DATASET_DIR_NAME, ensure_dataset
 from .distributed import DistInfo, barrier
 
 SYNTHETIC = "synthetic_occ"
@@ -10,15 +13,11 @@ SYNTHETIC = "synthetic_occ"
 
 def dataset_options(cfg, name: str) -> dict:
     """The reader's keyword options that the config sets (``DatasetReader.config_keys``)."""
-    from ..data.datasets import get_reader
-
     return {keyword: cfg.DATASETS[key] for keyword, key in get_reader(name).config_keys.items()}
 
 
 def _ensure_synthetic(cfg, name: str, dist: DistInfo) -> None:
     """Generate the synthetic set on first use (only the main process; the others wait)."""
-    from ..data.synthetic import DATASET_DIR_NAME, ensure_dataset
-
     if name == SYNTHETIC:
         if dist.is_main:
             ensure_dataset(Path(cfg.DATASETS.ROOT_DIR) / DATASET_DIR_NAME, seed=cfg.DATASETS.SYNTHETIC_SEED)
@@ -30,8 +29,6 @@ def load_dataset(cfg, verbose: bool = True, dist: DistInfo | None = None):
 
     In a distributed run only the main process generates it; the others wait for it.
     """
-    from ..data import build_dataset
-
     name = cfg.DATASETS.NAMES
     _ensure_synthetic(cfg, name, dist or DistInfo())
     return build_dataset(name, cfg.DATASETS.ROOT_DIR, verbose=verbose, **dataset_options(cfg, name))
@@ -45,7 +42,5 @@ def evaluation_set_names(cfg) -> list[str]:
 
 def load_test_set(cfg, name: str, verbose: bool = True):
     """Query and gallery of dataset ``name`` (its training folder need not exist)."""
-    from ..data import build_test_set
-
     _ensure_synthetic(cfg, name, DistInfo())
     return build_test_set(name, cfg.DATASETS.ROOT_DIR, verbose=verbose, **dataset_options(cfg, name))

@@ -11,6 +11,7 @@ import logging
 from torch import nn
 
 from ..errors import DatasetError
+from .datasets import evaluation_set_names, load_test_set
 from .inference import evaluate_model, log_metrics
 
 log = logging.getLogger("mbf.test")
@@ -25,7 +26,7 @@ def model_cameras(model: nn.Module) -> int:
 def check_cameras(name: str, dataset, model: nn.Module) -> None:
     """A DatasetError when a test set has cameras that the model's camera embedding lacks."""
     count = model_cameras(model)
-    cams = {cam for _, _, cam, _ in list(dataset.query) + list(dataset.gallery)}
+    cams = {item.camid for item in list(dataset.query) + list(dataset.gallery)}
     if count and cams and max(cams) >= count:
         raise DatasetError(
             f"the model's camera table (MODEL.SIE_CAMERA) has {count} cameras, but test set {name!r} uses "
@@ -40,8 +41,6 @@ def load_evaluation_sets(cfg, model: nn.Module, datasets: dict | None = None) ->
     ``datasets``: sets already built, by name (reused). Building all of them up front means a
     missing folder is reported before any work, not after training.
     """
-    from .datasets import evaluation_set_names, load_test_set
-
     datasets = dict(datasets or {})
     for name in evaluation_set_names(cfg):
         if name not in datasets:
@@ -57,8 +56,6 @@ def evaluate_sets(cfg, model: nn.Module, device, progress: bool = False, dataset
     ``datasets``: sets already built, by name (see :func:`load_evaluation_sets`).
     ``done``: results already computed, by name (not evaluated again).
     """
-    from .datasets import evaluation_set_names
-
     datasets = load_evaluation_sets(cfg, model, datasets)
     results = {}
     for name in evaluation_set_names(cfg):

@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ..data import build_test_loader
+from ..evaluation import Evaluator
 from .precision import inference_precision
 
 log = logging.getLogger(__name__)
@@ -60,9 +62,6 @@ def extract_features(
 
 def evaluate_model(cfg, model: nn.Module, dataset, device: torch.device, progress: bool = False):
     """Descriptors for query + gallery, then CMC / mAP with the configured evaluator."""
-    from ..data import build_test_loader
-    from ..evaluation import Evaluator
-
     loader = build_test_loader(cfg, list(dataset.query) + list(dataset.gallery))
     features = extract_features(
         model, loader, device, amp=cfg.TEST.AMP, amp_dtype=cfg.TEST.AMP_DTYPE, progress=progress, desc="test"

@@ -4,9 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import torch
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from ..data import build_test_transform, read_image  # noqa: E402
+from ..evaluation import plot_part_masks, plot_retrieval  # noqa: E402
 
 
 def plot_training_curve(history: list[dict], path: str | Path) -> Path:
@@ -40,29 +44,22 @@ def plot_training_curve(history: list[dict], path: str | Path) -> Path:
 
 def write_retrieval_picture(path: str | Path, result, num_queries: int = 6) -> Path:
     """Top-10 lists of a few queries, correct matches green, wrong red (from an EvalResult)."""
-    from ..evaluation import plot_retrieval
-
     return plot_retrieval(path, result.q_paths, result.g_paths, result.distmat, result.q_pids, result.g_pids,
                           result.q_camids, result.g_camids, num_queries=num_queries, topk=10)
 
 
 def write_part_masks_picture(path: str | Path, cfg, model, items: list, device, count: int = 8) -> Path | None:
     """The model's part predictions on a few images; None for models without parts."""
-    import torch
-
-    from ..data import build_test_transform, read_image
-    from ..evaluation import plot_part_masks
-
     if not hasattr(model, "part_probabilities") or not items:
         return None
     items = items[:count]
     transform = build_test_transform(cfg)
-    img = torch.stack([transform(read_image(p)) for p, *_ in items]).to(device)
-    cams = torch.tensor([c for _, _, c, _ in items], device=device)
+    img = torch.stack([transform(read_image(item.path)) for item in items]).to(device)
+    cams = torch.tensor([item.camid for item in items], device=device)
     was_training = model.training
     model.eval()
     labels = model.part_probabilities(img, cam_label=cams).argmax(dim=1)
     model.train(was_training)
     mean = torch.tensor(cfg.INPUT.PIXEL_MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(cfg.INPUT.PIXEL_STD, device=device).view(1, 3, 1, 1)
-    return plot_part_masks(path, img * std + mean, labels, titles=[f"id {pid}" for _, pid, _, _ in items])
+    return plot_part_masks(path, img * std + mean, labels, titles=[f"id {item.pid}" for item in items])

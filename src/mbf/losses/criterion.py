@@ -1,4 +1,4 @@
-"""The criterion: the weighted sum of the loss terms the config lists (docs/METHOD.md, "Losses").
+"""The criterion: the weighted sum of the loss terms the config lists (docs/METHOD.md, section 6).
 
     L = reid(holistic) + seg(holistic) + reid(occluded) + reid(decoder) + seg(occluded) + mse + sepa
 

@@ -1,4 +1,4 @@
-"""Segmentation loss of the patch classifier against refined part labels (METHOD.md section 3)."""
+"""Segmentation loss of the patch classifier against refined part labels (docs/METHOD.md, section 3)."""
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -9,7 +9,7 @@ import logging
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError
-from ..parsing.labels import NUM_PARTS
+from ..parts import NUM_PARTS
 from .baseline import TransReIDBaseline
 from .converters import is_reference_format, read_state_dict, reference_mbf_to_ours, reference_transreid_to_ours
 from .mbf import MBF

@@ -1,4 +1,4 @@
-"""Foreground recovery decoder (METHOD.md section 5).
+"""Foreground recovery decoder (docs/METHOD.md, section 5).
 
 Data flow of the reference, kept exactly: every layer's query is the same learned query
 embedding (a zero prototype plus the embedding), its keys/values are the previous layer's

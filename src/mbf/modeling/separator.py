@@ -1,4 +1,4 @@
-"""Foreground separator (METHOD.md section 2): patch classifier, part features, separation loss.
+"""Foreground separator (docs/METHOD.md, section 2): patch classifier, part features, separation loss.
 
 The part branch of the reference runs the shared part block once per part on
 [f_g ; masked patches] and keeps only the CLS output. Two facts make that cheap here:

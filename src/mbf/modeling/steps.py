@@ -3,7 +3,7 @@ DistributedDataParallel sees a single forward and a single backward even though 
 network twice (holistic and occluded). Patch geometry (stride per axis, patch size) and the
 number of parts come from the model.
 
-MBF's data flow (METHOD.md sections 3, 4, 6):
+MBF's data flow (docs/METHOD.md, sections 3, 4, 6):
 
     holistic image --model--> holistic outputs
                    --parser or stored labels--> pixel labels --> patch labels x salient(h)

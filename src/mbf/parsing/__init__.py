@@ -1,4 +1,4 @@
-"""Human parsing teacher and the part-label pipeline (METHOD.md section 3).
+"""Human parsing teacher and the part-label pipeline (docs/METHOD.md, section 3).
 
 parser (HRNet) -> pixel classes -> post-processing and label merge -> part labels 0..4
 -> patch labels (most frequent per patch window) -> refinement (salient patches, erased

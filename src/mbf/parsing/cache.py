@@ -26,6 +26,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from ..data.io import read_image
 from ..errors import CheckpointError, DatasetError
 from .masks import read_label_png
 from .parser import HumanParser, checkpoint_digest
@@ -173,8 +174,6 @@ class _Images(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int):
-        from ..data import read_image
-
         path = self.paths[index]
         return path, torch.from_numpy(np.array(read_image(path))).permute(2, 0, 1)
 

@@ -1,12 +1,9 @@
-"""Part labels: the parser's 10 classes and the 5 labels MBF learns (METHOD.md section 3)."""
+"""The parser's 10 classes and how they merge into the 5 labels MBF learns (docs/METHOD.md, section 3)."""
 from __future__ import annotations
 
 import numpy as np
 
-# merged part labels, used everywhere after parsing
-BACKGROUND, HEAD, UPPER, LOWER, SHOES = 0, 1, 2, 3, 4
-NUM_PARTS = 4  # body parts besides the background
-PART_NAMES = ("background", "head", "upper body", "lower body", "shoes")
+from ..parts import BACKGROUND, HEAD, LOWER, NUM_PARTS, PART_NAMES, SHOES, UPPER  # noqa: F401  (re-exported)
 
 # the parser's classes
 PARSER_CLASSES = ("background", "hair", "upper clothes", "lower clothes", "shoes",

@@ -1,4 +1,4 @@
-"""Patch-level part labels and their refinement (METHOD.md section 3).
+"""Patch-level part labels and their refinement (docs/METHOD.md, section 3).
 
 Every function works on whole batches with tensor operations, on the input's device.
 Patch windows are ``kernel`` x ``kernel`` pixels taken every ``stride`` pixels, as the ViT's

@@ -1,4 +1,4 @@
-"""Post-processing of parser label maps, on a whole batch at once (METHOD.md section 3).
+"""Post-processing of parser label maps, on a whole batch at once (docs/METHOD.md, section 3).
 
 In order, per image: (1) when the foreground (class > 0) has more than one connected
 component, drop the components under ``MIN_FOREGROUND`` pixels; (2) merge the 10 parser

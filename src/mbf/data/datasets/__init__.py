@@ -15,12 +15,12 @@ The test-only benchmarks (occ_reid, partial_reid, partial_ilids) train on Market
 :func:`build_test_set`), checks it, logs its statistics and warns when the counts differ
 from the published ones; :func:`register_dataset` adds a reader.
 """
-from .base import (DATASETS, SPLITS, TEST_SPLITS, DatasetReader, ReIDDataset, Source, build_dataset, build_test_set,
+from .base import (DATASETS, SPLITS, TEST_SPLITS, DatasetReader, Item, ReIDDataset, Source, build_dataset, build_test_set,
                    get_reader, register_dataset, relabel)
 from .market import JUNK_PID, NAME_PATTERN, parse_name
 from . import market, occluded_reid, partial, p_dukemtmc, msmt17, custom  # noqa: E402,F401  (registration)
 
 __all__ = [
-    "DATASETS", "JUNK_PID", "NAME_PATTERN", "SPLITS", "TEST_SPLITS", "DatasetReader", "ReIDDataset", "Source",
+    "DATASETS", "JUNK_PID", "NAME_PATTERN", "SPLITS", "TEST_SPLITS", "DatasetReader", "Item", "ReIDDataset", "Source",
     "build_dataset", "build_test_set", "get_reader", "parse_name", "register_dataset", "relabel",
 ]

@@ -17,17 +17,26 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ClassVar, Sequence
+from typing import Callable, ClassVar, NamedTuple, Sequence
 
 from ...errors import DatasetError
 
 log = logging.getLogger(__name__)
 
-Item = tuple  # (img_path: str, pid: int, camid: int, viewid: int)
+VIEW_ID = 0  # no dataset here has view labels; one view for all (SIE_VIEW off)
+
+
+class Item(NamedTuple):
+    """One image of a dataset: its path, person id, 0-based camera and view."""
+
+    path: str
+    pid: int
+    camid: int
+    viewid: int = VIEW_ID
+
 
 SPLITS = ("train", "query", "gallery")
 TEST_SPLITS = ("query", "gallery")
-VIEW_ID = 0  # no dataset here has view labels; one view for all (SIE_VIEW off)
 
 
 @dataclass
@@ -41,20 +50,20 @@ class ReIDDataset:
 
     @property
     def num_train_pids(self) -> int:
-        return len({pid for _, pid, _, _ in self.train})
+        return len({item.pid for item in self.train})
 
     @property
     def num_train_cams(self) -> int:
-        return len({cam for _, _, cam, _ in self.train})
+        return len({item.camid for item in self.train})
 
     @property
     def num_train_vids(self) -> int:
-        return len({view for _, _, _, view in self.train})
+        return len({item.viewid for item in self.train})
 
     def counts(self, subset: str) -> tuple[int, int]:
         """(identities, images) of one subset."""
         items = getattr(self, subset)
-        return len({pid for _, pid, _, _ in items}), len(items)
+        return len({item.pid for item in items}), len(items)
 
     def statistics(self) -> str:
         """The usual re-ID statistics table (identities, images, cameras per subset read)."""
@@ -66,7 +75,7 @@ class ReIDDataset:
             if not items:
                 continue
             ids, images = self.counts(subset)
-            cams = len({cam for _, _, cam, _ in items})
+            cams = len({item.camid for item in items})
             rows.append(f"  {subset:<8} | {ids:5d} | {images:8d} | {cams:9d}")
         rows.append(rule)
         return "\n".join(rows)
@@ -184,7 +193,7 @@ class FolderSource(Source):
             paths = list_subfolder_files(self.folder, self.extensions)
         else:
             paths = [f"{self.folder}/{name}" for name in list_files(self.folder, self.extensions)]
-        return [(path, self.rule.pid(path), self.camid, VIEW_ID) for path in paths]
+        return [Item(path, self.rule.pid(path), self.camid) for path in paths]
 
     def empty(self):
         where = f"{self.folder} (in its per-person sub-folders)" if self.nested else str(self.folder)
@@ -276,8 +285,8 @@ def get_reader(name: str) -> type[DatasetReader]:
 
 def relabel(items: list[Item]) -> list[Item]:
     """Training pids mapped to 0..N-1 in ascending pid order."""
-    label = {pid: i for i, pid in enumerate(sorted({pid for _, pid, _, _ in items}))}
-    return [(path, label[pid], cam, view) for path, pid, cam, view in items]
+    label = {pid: i for i, pid in enumerate(sorted({item.pid for item in items}))}
+    return [item._replace(pid=label[item.pid]) for item in items]
 
 
 def count_mismatch(dataset: ReIDDataset, expected: dict, splits: Sequence[str]) -> str | None:

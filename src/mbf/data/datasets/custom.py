@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import DatasetError
-from .base import VIEW_ID, DatasetReader, Source, relative_to_root, check_listed, register_dataset
+from .base import Item, DatasetReader, Source, relative_to_root, check_listed, register_dataset
 
 HEADER = ["path", "pid", "camid"]
 
@@ -59,10 +59,10 @@ class CsvSource(Source):
                         f"got {','.join(row)!r}"
                     )
                 path = cells[0] if os.path.isabs(cells[0]) else f"{folder}/{cells[0]}"
-                items.append((path, int(cells[1]), int(cells[2]), VIEW_ID))
+                items.append(Item(path, int(cells[1]), int(cells[2])))
                 linenos.append(lineno)
-        check_listed([item[0] for item in items], lambda i: f"{self.list_file} line {linenos[i]}")
-        cameras = sorted({cam for _, _, cam, _ in items})
+        check_listed([item.path for item in items], lambda i: f"{self.list_file} line {linenos[i]}")
+        cameras = sorted({item.camid for item in items})
         if self.consecutive_cameras and cameras != list(range(len(cameras))):
             raise DatasetError(
                 f"{self.list_file} uses cameras {cameras}; number the training cameras 0..{len(cameras) - 1}"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import DatasetError
-from .base import VIEW_ID, DatasetReader, Source, relative_to_root, list_files, register_dataset
+from .base import Item, DatasetReader, Source, relative_to_root, list_files, register_dataset
 
 # "<pid>_c<camera digit>", pid possibly -1 (junk); the reference's naming rule
 NAME_PATTERN = re.compile(r"^(-?\d+)_c(\d)")
@@ -51,7 +51,7 @@ class MarketFolder(Source):
             path = self.folder / name
             pid, cam = parse_name(path, self.num_cameras)
             if pid != JUNK_PID:
-                items.append((str(path), pid, cam, VIEW_ID))
+                items.append(Item(str(path), pid, cam))
         return items
 
     def empty(self):

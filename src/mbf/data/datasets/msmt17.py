@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import DatasetError
-from .base import VIEW_ID, ConcatSource, DatasetReader, Source, relative_to_root, check_listed, register_dataset
+from .base import Item, ConcatSource, DatasetReader, Source, relative_to_root, check_listed, register_dataset
 
 NUM_CAMERAS = 15
 
@@ -50,9 +50,9 @@ class ListSource(Source):
                         f"file name {rel} ({self._where(lineno)}) does not encode a camera 1..{self.num_cameras}; "
                         "expected '<pid>_<index>_<camera>_<time>_...', e.g. 0000_000_01_0303morning_0015_0.jpg"
                     )
-                items.append((f"{base}/{rel}", int(pid), cam - 1, VIEW_ID))
+                items.append(Item(f"{base}/{rel}", int(pid), cam - 1))
                 linenos.append(lineno)
-        check_listed([item[0] for item in items], lambda i: self._where(linenos[i]), self.listings)
+        check_listed([item.path for item in items], lambda i: self._where(linenos[i]), self.listings)
         return items
 
     def empty(self):
