@@ -1,7 +1,16 @@
 """MBF: mask-guided background augmentation and foreground extraction for occluded re-ID."""
 
-from .errors import CheckpointError, ConfigError, DatasetError, InputError, MBFError, TrainingError
+from .errors import CheckpointError, ConfigError, DatasetError, ExportError, InputError, MBFError, TrainingError
 
 __version__ = "0.1.0"
 
-__all__ = ["MBFError", "ConfigError", "DatasetError", "CheckpointError", "InputError", "TrainingError", "__version__"]
+__all__ = ["MBFError", "ConfigError", "DatasetError", "CheckpointError", "InputError", "TrainingError", "ExportError",
+           "Embedder", "__version__"]
+
+
+def __getattr__(name: str):
+    if name == "Embedder":  # imported on first use: it pulls in torch and the model code
+        from .retrieval import Embedder
+
+        return Embedder
+    raise AttributeError(f"module 'mbf' has no attribute {name!r}")

@@ -29,3 +29,7 @@ class InputError(MBFError):
 
 class TrainingError(MBFError):
     """Training cannot go on (a non-finite loss, say); the last good checkpoint is kept."""
+
+
+class ExportError(MBFError):
+    """An exported model does not reproduce the PyTorch model (or cannot be exported)."""

@@ -92,7 +92,7 @@ def test_bad_input_gives_one_clear_line(tmp_path, capsys):
 
     assert "mbf extract" in error(main(["search", "--gallery", str(tmp_path / "missing.npz"), "--query", "x.jpg"]))
     np.savez(tmp_path / "other.npz", x=np.zeros(3))
-    assert "not an index" in error(main(["search", "--gallery", str(tmp_path / "other.npz"), "--query", "x.jpg"]))
+    assert "not a gallery" in error(main(["search", "--gallery", str(tmp_path / "other.npz"), "--query", "x.jpg"]))
     os.remove(tmp_path / "gallery" / "broken.jpg")
     assert extract(tmp_path, weights, tmp_path / "gallery", out) == 0
     capsys.readouterr()
