@@ -7,6 +7,8 @@ gallery was made with (its config file, overrides and weights are stored in it) 
 """
 from __future__ import annotations
 
+import argparse
+
 HELP = "search a gallery: mbf search --gallery feats.npz|DIR|INDEX --query IMG [--topk 10]"
 
 
@@ -17,6 +19,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--config_file", default=None, help="config of the model (default: the gallery's)")
     parser.add_argument("--weights", default=None, help="model weights or .onnx (default: the gallery's)")
     parser.add_argument("--nprobe", type=int, default=None, help="ivfpq index: lists visited (default: the index's)")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[],
+                        help="with --config_file: its overrides KEY VALUE [KEY VALUE ...]")
 
 
 def run(args) -> int:
@@ -37,7 +41,7 @@ def run(args) -> int:
     read_image(args.query)  # a missing or unreadable query fails before the model is loaded
     own_config = args.config_file is not None
     config = args.config_file if own_config else meta["config_file"]
-    embedder = Embedder.load(args.weights or meta["weights"], config, [] if own_config else meta["opts"])
+    embedder = Embedder.load(args.weights or meta["weights"], config, args.opts if own_config else meta["opts"])
     if embedder.dim != dim:
         raise InputError(f"the model gives {embedder.dim}-d descriptors, {args.gallery} holds {dim}-d ones")
     results = searcher.results(embedder.embed([args.query]), args.topk, **kwargs)[0]

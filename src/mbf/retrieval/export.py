@@ -126,7 +126,7 @@ def export_onnx(model: nn.Module, card: ModelCard, out: str | os.PathLike, check
         raise InputError(f"the check batch must be at least 1, got {check_batch}")
     out = writable_output(out, overwrite, "ONNX output")
     model = model.eval()
-    graph = _DescriptorGraph(model, card.num_cameras > 0)
+    graph = _DescriptorGraph(model, card.num_cameras > 0).eval()  # export restores the mode it found
     feeds = sample_inputs(card, _TRACE_BATCH)
     args = tuple(torch.from_numpy(v) for v in feeds.values())
     names = list(feeds)
