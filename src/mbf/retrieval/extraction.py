@@ -117,6 +117,8 @@ def prepare(layout: OutputLayout, manifest: dict, info: DistInfo) -> list[int]:
             )
         if differs:
             done = set()
+    elif done:
+        raise InputError(f"{work} holds shards but no {MANIFEST} to say what made them; remove {work} to start over")
     if info.is_main:
         work.mkdir(parents=True, exist_ok=True)
         if not done:  # nothing finished yet: (re)write the manifest
