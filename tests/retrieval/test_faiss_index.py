@@ -54,6 +54,13 @@ def test_ivfpq_index_finds_the_exact_neighbours_and_survives_a_round_trip(tmp_pa
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(approx, exact)])
     assert recall >= 0.9
     assert index.memory_bytes() < x.nbytes / 2  # compressed
+    # re-scored from the full descriptors, the candidates give the exact neighbours and distances
+    d_exact, i_exact = index.search(queries, 10, rerank=x, k_factor=30)
+    recall_exact = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(i_exact, exact)])
+    assert recall_exact > recall and recall_exact >= 0.95
+    own = ((x[i_exact].astype(np.float64) - queries[:, None].astype(np.float64)) ** 2).sum(-1)
+    np.testing.assert_allclose(d_exact, own, atol=1e-4)  # exact distances of what was found
+    assert (np.diff(d_exact, axis=1) >= 0).all()
     folder = index.save(tmp_path / "idx", gallery.paths)
     loaded = SearchIndex.load(folder)
     np.testing.assert_array_equal(loaded.search(queries, 10)[1], approx)

@@ -19,6 +19,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--config_file", default=None, help="config of the model (default: the gallery's)")
     parser.add_argument("--weights", default=None, help="model weights or .onnx (default: the gallery's)")
     parser.add_argument("--nprobe", type=int, default=None, help="ivfpq index: lists visited (default: the index's)")
+    parser.add_argument("--rerank", action="store_true",
+                        help="ivfpq index: re-score its candidates exactly from the gallery it was built from")
     parser.add_argument("opts", nargs=argparse.REMAINDER, default=[],
                         help="with --config_file: its overrides KEY VALUE [KEY VALUE ...]")
 
@@ -35,7 +37,13 @@ def run(args) -> int:
     if SearchIndex.is_index(args.gallery):
         searcher = SearchIndex.load(args.gallery)
         meta, dim, kwargs = searcher.meta["gallery"], searcher.dim, {"nprobe": args.nprobe}
+        if args.rerank:
+            if not meta.get("source"):
+                raise InputError(f"{args.gallery} does not record its gallery, so --rerank cannot read it")
+            kwargs["rerank"] = Gallery.load(meta["source"]).feats
     else:
+        if args.rerank:
+            raise InputError("--rerank applies to an ivfpq index; a gallery is searched exactly anyway")
         searcher = Gallery.load(args.gallery)
         meta, dim, kwargs = searcher.meta(), searcher.dim, {}
     read_image(args.query)  # a missing or unreadable query fails before the model is loaded

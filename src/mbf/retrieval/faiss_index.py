@@ -10,6 +10,8 @@ Two kinds:
   bytes each), and the ``k_factor * k`` best candidates are re-scored with 8-bit scalar-quantised
   copies of the projected descriptors (``pca`` bytes each). Memory per descriptor: about
   m + pca + 8 bytes (552 for the defaults at 6,912-d), against 4 x D for the raw float32.
+  The projection drops what lies outside the leading components; ``rerank`` (``mbf search
+  --rerank``) re-scores the candidates exactly from the gallery's descriptors on disk instead.
 
 An index folder holds ``index.faiss``, ``index.json`` (kind, parameters, the gallery's model
 and config, so a query is embedded the same way), ``paths.txt`` and, with PCA, ``pca.npz``.
@@ -56,7 +58,7 @@ class IvfPqParams:
     k_factor: int = 16  # candidates re-scored per result
     nprobe: int = 16  # lists visited per query
     train_size: int = 50_000
-    pca_sample: int = 16_384
+    pca_sample: int = 8_192
 
     @classmethod
     def defaults(cls, count: int, dim: int, **overrides) -> "IvfPqParams":
@@ -195,19 +197,32 @@ class SearchIndex:
         return cls(index, meta, paths, pca)
 
     # ------------------------------------------------------------------ search
-    def search(self, queries: np.ndarray, topk: int, nprobe: int | None = None,
-               k_factor: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Squared Euclidean distances and gallery indices [Q, k] (-1 where fewer were found)."""
+    def search(self, queries: np.ndarray, topk: int, nprobe: int | None = None, k_factor: int | None = None,
+               rerank: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Squared Euclidean distances and gallery indices [Q, k] (-1 where fewer were found).
+
+        ``rerank``: the gallery's descriptors (e.g. the memory-mapped ``feats.npy`` of a folder
+        gallery); the ``k_factor * k`` candidates of an ``ivfpq`` index are then re-scored exactly
+        from them, reading only those rows.
+        """
         faiss = _faiss()
         if topk < 1:
             raise InputError(f"topk must be at least 1, got {topk}")
         q = check_queries(queries, self.dim, "the index")
+        k = min(topk, self.ntotal)
         if self.meta["kind"] == "ivfpq":
             params = self.meta["params"]
+            factor = int(k_factor or params["k_factor"])
             faiss.extract_index_ivf(self.index).nprobe = int(nprobe or params["nprobe"])
-            faiss.downcast_index(self.index).k_factor = float(k_factor or params["k_factor"])
-            q = self.pca(q) if self.pca else q
-        k = min(topk, self.ntotal)
+            faiss.downcast_index(self.index).k_factor = float(factor)
+            projected = self.pca(q) if self.pca else q
+            if rerank is not None:
+                if rerank.shape != (self.ntotal, self.dim):
+                    raise InputError(f"re-ranking needs the {self.ntotal} x {self.dim} gallery descriptors, "
+                                     f"got {tuple(rerank.shape)}")
+                _, candidates = self.index.search(projected, min(k * factor, self.ntotal))
+                return rescore(q, candidates, rerank, k)
+            q = projected
         dist, idx = self.index.search(q, k)
         if self.meta["metric"] == "inner_product":  # unit vectors: |q - x|^2 = 2 - 2 q.x
             dist = np.maximum((q * q).sum(1, keepdims=True) + 1.0 - 2.0 * dist, 0.0)
@@ -216,6 +231,23 @@ class SearchIndex:
     def results(self, queries: np.ndarray, topk: int, **kwargs) -> list[list[tuple[str, float]]]:
         dist, idx = self.search(queries, topk, **kwargs)
         return [[(self.paths[i], float(d)) for d, i in zip(drow, irow) if i >= 0] for drow, irow in zip(dist, idx)]
+
+
+def rescore(queries: np.ndarray, candidates: np.ndarray, feats: np.ndarray, k: int,
+            block: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest of each query's candidate rows by exact squared Euclidean distance."""
+    dist = np.full((len(queries), k), np.inf, np.float32)
+    idx = np.full((len(queries), k), -1, np.int64)
+    for s in range(0, len(queries), block):  # a block of queries: their candidates read once, in row order
+        cand = candidates[s:s + block]
+        rows, where = np.unique(np.where(cand >= 0, cand, 0), return_inverse=True)
+        vecs = np.asarray(feats[rows], dtype=np.float32)[where.reshape(cand.shape)]  # [b, C, D]
+        d = ((vecs - queries[s:s + block, None, :]) ** 2).sum(-1)
+        d[cand < 0] = np.inf
+        order = np.argsort(d, axis=1, kind="stable")[:, :k]
+        dist[s:s + block, : order.shape[1]] = np.take_along_axis(d, order, 1)
+        idx[s:s + block, : order.shape[1]] = np.take_along_axis(cand, order, 1)
+    return dist, idx
 
 
 def train_sample(gallery: Gallery, size: int, seed: int = 0) -> np.ndarray:
