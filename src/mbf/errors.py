@@ -33,3 +33,7 @@ class RunFolderError(MBFError):
 
 class TrainingError(MBFError):
     """Training cannot go on (a non-finite loss, say); the last good checkpoint is kept."""
+
+
+class ExportError(MBFError):
+    """An exported model does not reproduce the PyTorch model (or cannot be exported)."""

@@ -23,6 +23,8 @@ SUBCOMMANDS = {
     "synth": "mbf.cli.synth",
     "extract": "mbf.cli.extract",
     "search": "mbf.cli.search",
+    "export": "mbf.cli.export",
+    "index": "mbf.cli.index",
 }
 
 log = logging.getLogger("mbf")

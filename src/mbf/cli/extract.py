@@ -1,54 +1,89 @@
-"""``mbf extract``: descriptors of every image under a folder, saved as an .npz index.
+"""``mbf extract``: descriptors of every image under a folder, saved as a gallery.
 
-The index keeps, besides the descriptors and image paths, the config file, the overrides
-and the weights they came from, so ``mbf search`` can embed a query image the same way.
+``--out X.npz`` writes one .npz (small galleries); any other ``--out`` is a folder with a
+memory-mappable ``feats.npy`` (any size). Descriptors are written in shards while they are
+computed, so memory stays bounded and a killed run resumes where it stopped (same command);
+a resume with other weights, config or images is refused. Under torchrun every rank embeds
+a disjoint set of shards and rank 0 merges them. The gallery keeps the config file, the
+overrides and the weights, so ``mbf search`` can embed a query the same way.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 
 from . import add_config_arguments
 
-HELP = "embed a folder of images: mbf extract --config_file F --weights W --images DIR --out feats.npz"
+HELP = "embed a folder of images: mbf extract --config_file F --weights W --images DIR --out feats.npz|DIR"
 
 log = logging.getLogger("mbf.extract")
 
+# config keys that do not change descriptors (where and how fast they are computed)
+_RUNTIME_KEYS = ("DEVICE", "DEVICE_ID", "DIST_TRAIN", "PRETRAIN_CHOICE", "PRETRAIN_PATH")
+
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--weights", required=True, help="trained model (.pth, ours or the reference's)")
+    parser.add_argument("--weights", required=True, help="trained model (.pth, ours or the reference's) or an .onnx export")
     parser.add_argument("--images", required=True, help="folder of images (searched recursively: jpg, png, tif, ...)")
-    parser.add_argument("--out", required=True, help="output .npz index")
+    parser.add_argument("--out", required=True, help="output gallery: a path ending in .npz, or a folder")
+    parser.add_argument("--shard_size", type=int, default=4096, help="images per shard written (default 4096)")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "float16"), help="storage precision")
+    parser.add_argument("--workers", type=int, default=None, help="image decoding processes (default DATALOADER.NUM_WORKERS)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing gallery")
     add_config_arguments(parser)
 
 
-def load_embedder(cfg, weights: str):
-    """The model of ``cfg`` with ``weights`` loaded; a checkpoint error always names the file."""
-    from ..errors import CheckpointError
-    from ..retrieval import Embedder
-
-    try:
-        return Embedder.load(cfg, weights)
-    except CheckpointError as exc:
-        if weights in str(exc):
-            raise
-        raise CheckpointError(f"{weights}: {exc}") from None
+def model_config(cfg) -> dict:
+    """The MODEL section without the keys that only say where the model runs."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.MODEL.items() if k not in _RUNTIME_KEYS}
 
 
 def run(args) -> int:
     # deferred (see mbf.cli): `mbf --help` imports every subcommand module, not torch
-    from ..config import load_config
-    from ..engine.runtime import setup_logging
-    from ..retrieval import list_images, save_index
+    from pathlib import Path
 
+    import torch
+
+    from ..config import load_config
+    from ..data.loaders import num_workers
+    from ..engine.distributed import init_distributed, shutdown
+    from ..engine.runtime import resolve_device, setup_logging
+    from ..retrieval import Embedder, list_images
+    from ..retrieval.embedder import file_sha256
+    from ..retrieval.extraction import OutputLayout, extract_gallery
+
+    onnx = args.weights.lower().endswith(".onnx")
     cfg = load_config(args.config_file, args.opts)
-    setup_logging(True)
-    paths = list_images(args.images)  # fails before the model is built when there is nothing to embed
-    embedder = load_embedder(cfg, args.weights)
-    log.info("embedding %d images under %s with %s", len(paths), args.images, args.weights)
-    feats = embedder.embed(paths, progress=True)
-    # absolute paths, so `mbf search` finds the model from any working directory
-    config_file = os.path.abspath(args.config_file) if args.config_file else ""
-    out = save_index(args.out, feats, paths, config_file, os.path.abspath(args.weights), list(args.opts))
-    log.info("%d descriptors of %d dims written to %s", *feats.shape, out)
+    device_type = "cpu" if onnx else cfg.MODEL.DEVICE
+    info = init_distributed(device_type)  # a single process without torchrun
+    try:
+        setup_logging(info.is_main)
+        OutputLayout(Path(args.out)).check(args.overwrite)
+        paths = list_images(args.images)  # fails before the model is built when there is nothing to embed
+        if onnx:
+            embedder = Embedder.from_onnx(args.weights, batch_size=int(cfg.TEST.IMS_PER_BATCH))
+        else:
+            device = resolve_device(cfg.MODEL.DEVICE, cfg.MODEL.DEVICE_ID, info.local_rank if info.enabled else None)
+            if device.type == "cpu" and info.enabled:
+                torch.set_num_threads(max(1, torch.get_num_threads() // info.world_size))
+            embedder = Embedder.from_checkpoint(cfg, args.weights, device=device)
+        fingerprint = {
+            "weights_sha256": file_sha256(args.weights),
+            "card": json.loads(embedder.card.to_json()),
+            "config": {} if onnx else model_config(cfg),
+        }
+        # absolute paths, so `mbf search` finds the model from any working directory
+        meta = {"config_file": os.path.abspath(args.config_file) if args.config_file and not onnx else "",
+                "weights": os.path.abspath(args.weights), "opts": [] if onnx else list(args.opts),
+                "feat_norm": embedder.card.feat_norm}
+        if info.is_main:
+            log.info("embedding %d images under %s with %s", len(paths), args.images, args.weights)
+        workers = args.workers if args.workers is not None else num_workers(cfg)  # capped at the CPUs
+        out = extract_gallery(embedder, paths, args.out, fingerprint, meta, args.shard_size, args.dtype, info,
+                              workers, args.overwrite)
+        if out is not None:
+            log.info("%d descriptors of %d dims (%s) written to %s", len(paths), embedder.dim, args.dtype, out)
+    finally:
+        shutdown(info)
     return 0

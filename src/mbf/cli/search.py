@@ -1,38 +1,60 @@
-"""``mbf search``: the gallery images nearest to a query image, from an ``mbf extract`` index.
+"""``mbf search``: the gallery images nearest to a query image.
 
-The query is embedded with the model the index was made with (its config file, overrides
-and weights are stored in it) unless ``--config_file`` / ``--weights`` say otherwise.
+``--gallery`` is what ``mbf extract`` wrote (.npz or folder: exact brute-force search) or
+what ``mbf index`` wrote (a FAISS index folder). The query is embedded with the model the
+gallery was made with (its config file, overrides and weights are stored in it) unless
+``--config_file`` / ``--weights`` say otherwise.
 """
 from __future__ import annotations
 
-HELP = "search an index: mbf search --gallery feats.npz --query IMG [--topk 10]"
+import argparse
+
+HELP = "search a gallery: mbf search --gallery feats.npz|DIR|INDEX --query IMG [--topk 10]"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--gallery", required=True, help="index written by `mbf extract`")
+    parser.add_argument("--gallery", required=True, help="gallery of `mbf extract` or index of `mbf index`")
     parser.add_argument("--query", required=True, help="query image")
     parser.add_argument("--topk", type=int, default=10, help="how many results (default 10)")
-    parser.add_argument("--config_file", default=None, help="config of the model (default: the index's)")
-    parser.add_argument("--weights", default=None, help="model weights (default: the index's)")
+    parser.add_argument("--config_file", default=None, help="config of the model (default: the gallery's)")
+    parser.add_argument("--weights", default=None, help="model weights or .onnx (default: the gallery's)")
+    parser.add_argument("--nprobe", type=int, default=None, help="ivfpq index: lists visited (default: the index's)")
+    parser.add_argument("--rerank", action="store_true",
+                        help="ivfpq index: re-score its candidates exactly from the gallery it was built from")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[],
+                        help="with --config_file: its overrides KEY VALUE [KEY VALUE ...]")
 
 
 def run(args) -> int:
     # deferred (see mbf.cli): `mbf --help` imports every subcommand module, not torch
-    from ..config import load_config
     from ..data import read_image
     from ..errors import InputError
-    from ..retrieval import Index
-    from .extract import load_embedder
+    from ..retrieval import Embedder
+    from ..retrieval.faiss_index import SearchIndex
+    from ..retrieval.gallery import Gallery
 
     if args.topk < 1:
         raise InputError(f"--topk must be at least 1, got {args.topk}")
-    index = Index.load(args.gallery)
+    if SearchIndex.is_index(args.gallery):
+        searcher = SearchIndex.load(args.gallery)
+        meta, dim, kwargs = searcher.meta["gallery"], searcher.dim, {"nprobe": args.nprobe}
+        if args.rerank:
+            if not meta.get("source"):
+                raise InputError(f"{args.gallery} does not record its gallery, so --rerank cannot read it")
+            kwargs["rerank"] = Gallery.load(meta["source"]).feats
+    else:
+        if args.rerank:
+            raise InputError("--rerank applies to an ivfpq index; a gallery is searched exactly anyway")
+        searcher = Gallery.load(args.gallery)
+        meta, dim, kwargs = searcher.meta(), searcher.dim, {}
     read_image(args.query)  # a missing or unreadable query fails before the model is loaded
     own_config = args.config_file is not None
-    cfg = load_config(args.config_file if own_config else index.config_file, [] if own_config else index.opts)
-    embedder = load_embedder(cfg, args.weights or index.weights)
-    query = embedder.embed([args.query])[0]
+    config = args.config_file if own_config else meta["config_file"]
+    embedder = Embedder.load(args.weights or meta["weights"], config, args.opts if own_config else meta["opts"])
+    if embedder.dim != dim:
+        raise InputError(f"the model gives {embedder.dim}-d descriptors, {args.gallery} holds {dim}-d ones")
+    results = searcher.results(embedder.embed([args.query]), args.topk, **kwargs)[0]
     print(f"{'rank':>4}  {'distance':>8}  path")
-    for rank, (path, dist) in enumerate(index.search(query, args.topk), start=1):
+    for rank, (path, dist) in enumerate(results, start=1):
         print(f"{rank:4d}  {dist:8.4f}  {path}")
     return 0

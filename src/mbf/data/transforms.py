@@ -29,10 +29,14 @@ def _size(value, key: str) -> list[int]:
 
 
 def _normalise(cfg) -> list:
+    return _normalise_with(cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD)
+
+
+def _normalise_with(mean, std) -> list:
     return [
         v2.ToImage(),
         v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True),
-        v2.Normalize(mean=list(cfg.INPUT.PIXEL_MEAN), std=list(cfg.INPUT.PIXEL_STD)),
+        v2.Normalize(mean=[float(m) for m in mean], std=[float(s) for s in std]),
     ]
 
 
@@ -62,7 +66,15 @@ def build_train_transform(cfg) -> v2.Compose:
     return v2.Compose(steps + _normalise(cfg))
 
 
+TEST_INTERPOLATION = "bilinear"  # of the test resize (PIL's), recorded in exported models
+
+
 def build_test_transform(cfg) -> v2.Compose:
     """``transform(pil_image)`` -> normalised float image [3,H,W] at INPUT.SIZE_TEST."""
-    size = _size(cfg.INPUT.SIZE_TEST, "INPUT.SIZE_TEST")
-    return v2.Compose([v2.Resize(size, interpolation=v2.InterpolationMode.BILINEAR)] + _normalise(cfg))
+    return eval_transform(_size(cfg.INPUT.SIZE_TEST, "INPUT.SIZE_TEST"), cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD)
+
+
+def eval_transform(size, mean, std) -> v2.Compose:
+    """The test transform from its numbers: resize to ``size`` (H, W), scale to [0, 1], normalise."""
+    interpolation = v2.InterpolationMode(TEST_INTERPOLATION)
+    return v2.Compose([v2.Resize(list(size), interpolation=interpolation)] + _normalise_with(mean, std))

@@ -77,7 +77,7 @@ class ForegroundSeparator(nn.Module):
         token [B, D], patches [B, P, D], masks bool [B, K, P] -> part features [B, K, D].
         """
         block, attn = self.part_block, self.part_block.attn
-        B, K = masks.shape[:2]
+        K = masks.shape[1]
         h_token = block.norm1(token)[:, None]  # [B, 1, D]
         h_patch = block.norm1(patches)  # [B, P, D]
         h_zero = block.norm1(patches.new_zeros(1, 1, patches.shape[-1]))  # a patch outside the part
@@ -89,7 +89,7 @@ class ForegroundSeparator(nn.Module):
         inside = masks[:, :, None, :]  # [B, K, 1, P]
         s_patch = (q @ k_patch.transpose(-2, -1))[:, None, :, 0]  # [B, 1, H, P]
         s_zero = (q * k_zero).sum(-1)[:, None]  # [B, 1, H, 1]
-        s_token = (q * k_tok).sum(-1)[:, None].expand(B, K, -1, 1)  # [B, K, H, 1]
+        s_token = (q * k_tok).sum(-1)[:, None].expand(-1, K, -1, 1)  # [B, K, H, 1]
         logits = torch.cat((s_token, torch.where(inside, s_patch, s_zero)), dim=-1) * attn.scale
         weights = F.dropout(logits.softmax(dim=-1), attn.attn_drop if self.training else 0.0, self.training)
         w_token, w_patch = weights[..., :1], weights[..., 1:]  # [B, K, H, 1], [B, K, H, P]
@@ -100,9 +100,9 @@ class ForegroundSeparator(nn.Module):
             + (w_patch - w_inside).sum(-1, keepdim=True) * v_zero.squeeze(-2)
         )  # [B, K, H, d]
         out = attn.output(out.unsqueeze(-2)).flatten(0, 1)  # [B * K, 1, D]; drop-path per (image, part)
-        x = token[:, None, None].expand(B, K, 1, -1).flatten(0, 1) + block.drop_path(out)
+        x = token[:, None, None].expand(-1, K, 1, -1).flatten(0, 1) + block.drop_path(out)
         x = block.residual_mlp(x)
-        return self.part_norm(x[:, 0]).unflatten(0, (B, K))
+        return self.part_norm(x[:, 0]).unflatten(0, (-1, K))
 
     def separation_loss(
         self, patches: torch.Tensor, global_feat: torch.Tensor, probs: torch.Tensor, salient_idx: torch.Tensor

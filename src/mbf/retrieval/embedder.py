@@ -1,0 +1,203 @@
+"""``Embedder``: descriptors for crops, from a trained checkpoint or an exported ONNX model.
+
+    from mbf import Embedder
+    emb = Embedder.load("model.onnx")                        # or ("weights.pth", config="configs/...yml")
+    feats = emb.embed([crop1, "person.jpg", pil_image])      # float32 [3, D], L2-normalised if FEAT_NORM
+
+Crops are paths, PIL images or uint8 H x W x 3 arrays (RGB; ``bgr=True`` for OpenCV's
+order); they are resized and normalised exactly as the test transform does, in batches of
+``batch_size``. Camera policy for models with camera embeddings (SIE): ``cameras[i]`` when
+given; otherwise the camera in a re-ID file name (``0001_c3s1_...jpg`` -> camera 2); otherwise
+``unknown_camera`` (default 0: the first camera's embedding, as ``mbf extract`` has always
+done). Models without camera embeddings ignore cameras.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from ..errors import CheckpointError, InputError
+from .images import ImageFiles, camera_from_name, to_pil
+from .metadata import ModelCard
+
+Backend = Callable[[torch.Tensor, "torch.Tensor | None"], np.ndarray]
+
+
+def l2_normalise(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Rows divided by their norm (at least ``eps``), as torch.nn.functional.normalize."""
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), eps)
+
+
+def _torch_backend(model: torch.nn.Module, device: torch.device) -> Backend:
+    @torch.inference_mode()
+    def run(images: torch.Tensor, cams: torch.Tensor | None) -> np.ndarray:
+        cams = cams.to(device) if cams is not None else None
+        return model(images.to(device), cam_label=cams).float().cpu().numpy()
+
+    return run
+
+
+def _onnx_backend(session) -> Backend:
+    with_cameras = any(i.name == "cameras" for i in session.get_inputs())
+
+    def run(images: torch.Tensor, cams: torch.Tensor | None) -> np.ndarray:
+        feeds = {"images": images.numpy().astype(np.float32, copy=False)}
+        if with_cameras:
+            feeds["cameras"] = cams.numpy().astype(np.int64)
+        return session.run(["descriptor"], feeds)[0]
+
+    return run
+
+
+class Embedder:
+    """A descriptor model plus its preprocessing. Build with :meth:`load`, :meth:`from_checkpoint`
+    or :meth:`from_onnx`."""
+
+    def __init__(self, backend: Backend, card: ModelCard, batch_size: int = 32, unknown_camera: int = 0,
+                 source: str = ""):
+        if batch_size < 1:
+            raise InputError(f"batch_size must be at least 1, got {batch_size}")
+        if card.num_cameras and not 0 <= unknown_camera < card.num_cameras:
+            raise InputError(f"unknown_camera {unknown_camera} is not a camera of the model (0..{card.num_cameras - 1})")
+        self._run, self.card, self.batch_size = backend, card, int(batch_size)
+        self.unknown_camera, self.source = int(unknown_camera), source
+        self.transform = card.preprocessing.transform()
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, weights: str | os.PathLike, config=None, opts: Sequence[str] = (), **kwargs) -> "Embedder":
+        """An ``.onnx`` file (its own preprocessing) or a checkpoint with its ``config`` (a YAML path or a config)."""
+        if str(weights).lower().endswith(".onnx"):
+            return cls.from_onnx(weights, **kwargs)
+        if config is None or config == "":
+            raise InputError(f"{weights}: a checkpoint needs its config file (config=... / --config_file)")
+        return cls.from_checkpoint(config, weights, opts, **kwargs)
+
+    @classmethod
+    def from_checkpoint(cls, config, weights: str | os.PathLike, opts: Sequence[str] = (), device=None,
+                        batch_size: int | None = None, unknown_camera: int = 0) -> "Embedder":
+        """The model of ``config`` (a YAML path or a config node, plus ``opts`` overrides) with ``weights``."""
+        cfg = _config(config, opts)
+        model = build_checkpoint_model(cfg, weights)
+        if device is None:
+            from ..engine.runtime import resolve_device
+
+            device = resolve_device(cfg.MODEL.DEVICE, cfg.MODEL.DEVICE_ID)
+        device = torch.device(device)
+        model = model.to(device).eval()
+        embedder = cls(_torch_backend(model, device), ModelCard.from_model(cfg, model),
+                       batch_size or int(cfg.TEST.IMS_PER_BATCH), unknown_camera, str(weights))
+        embedder.model, embedder.device = model, device
+        return embedder
+
+    @classmethod
+    def from_onnx(cls, path: str | os.PathLike, batch_size: int = 32, unknown_camera: int = 0,
+                  threads: int = 0) -> "Embedder":
+        """An exported model (``mbf export``) run by onnxruntime on the CPU."""
+        from .export import onnx_session, read_card
+
+        session = onnx_session(path, threads)
+        return cls(_onnx_backend(session), read_card(session, path), batch_size, unknown_camera, str(path))
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def dim(self) -> int:
+        return self.card.dim
+
+    @property
+    def num_cameras(self) -> int:
+        return self.card.num_cameras
+
+    # ------------------------------------------------------------------ embedding
+    def embed(self, images: Sequence, cameras: Sequence[int | None] | None = None, bgr: bool = False) -> np.ndarray:
+        """Descriptors [N, D] float32 of crops (paths, PIL images or uint8 arrays), in batches."""
+        images = list(images)
+        cams = self.cameras_for(images, cameras)
+        out = np.empty((len(images), self.dim), np.float32)
+        for start in range(0, len(images), self.batch_size):
+            stop = min(start + self.batch_size, len(images))
+            batch = torch.stack([self.transform(to_pil(item, bgr)) for item in images[start:stop]])
+            out[start:stop] = self._descriptors(batch, None if cams is None else cams[start:stop])
+        return out
+
+    def embed_preprocessed(self, images, cameras: Sequence[int] | None = None) -> np.ndarray:
+        """Descriptors of images already preprocessed as ``card.preprocessing`` says, float [N, 3, H, W]."""
+        batch = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images)
+        h, w = self.card.preprocessing.size
+        if batch.ndim != 4 or tuple(batch.shape[1:]) != (3, h, w) or not batch.is_floating_point():
+            raise InputError(f"preprocessed images must be float [N, 3, {h}, {w}], got {batch.dtype} {tuple(batch.shape)}")
+        cams = self.cameras_for([None] * len(batch), cameras)
+        out = [self._descriptors(batch[s:s + self.batch_size].float(), None if cams is None else cams[s:s + self.batch_size])
+               for s in range(0, len(batch), self.batch_size)]
+        return np.concatenate(out) if out else np.empty((0, self.dim), np.float32)
+
+    def cameras_for(self, images: Sequence, cameras: Sequence[int | None] | None = None) -> np.ndarray | None:
+        """The camera of every image under the policy of the module docstring (None without SIE)."""
+        if not self.num_cameras:
+            return None
+        if cameras is not None and len(cameras) != len(images):
+            raise InputError(f"{len(cameras)} cameras given for {len(images)} images")
+        out = np.full(len(images), self.unknown_camera, np.int64)
+        for i, item in enumerate(images):
+            given = cameras[i] if cameras is not None else None
+            if given is None and isinstance(item, (str, os.PathLike)):
+                named = camera_from_name(str(item))
+                given = named if named is not None and 0 <= named < self.num_cameras else None
+            if given is not None:
+                if not 0 <= int(given) < self.num_cameras:
+                    raise InputError(f"camera {given} of image {i} is not a camera of the model (0..{self.num_cameras - 1})")
+                out[i] = int(given)
+        return out
+
+    def file_loader(self, paths: list[str], num_workers: int = 0) -> DataLoader:
+        """Batches (images, cameras) of files, decoded by ``num_workers`` processes."""
+        files = ImageFiles(paths, self.transform, self.num_cameras, self.unknown_camera)
+        return DataLoader(files, batch_size=self.batch_size, num_workers=max(int(num_workers), 0))
+
+    def embed_loaded(self, images: torch.Tensor, cameras: torch.Tensor | None) -> np.ndarray:
+        """Descriptors of one batch from :meth:`file_loader`."""
+        return self._descriptors(images, cameras.numpy() if self.num_cameras and cameras is not None else None)
+
+    def _descriptors(self, images: torch.Tensor, cams: np.ndarray | None) -> np.ndarray:
+        if self.num_cameras and cams is None:
+            cams = np.full(len(images), self.unknown_camera, np.int64)
+        feats = self._run(images, torch.as_tensor(cams) if cams is not None else None).astype(np.float32, copy=False)
+        return l2_normalise(feats) if self.card.feat_norm else feats
+
+
+def _config(config, opts: Sequence[str]):
+    if isinstance(config, (str, os.PathLike)):
+        from ..config import load_config
+
+        return load_config(str(config), list(opts))
+    if opts:
+        config = config.clone()
+        config.merge_from_list(list(opts))
+    return config
+
+
+def build_checkpoint_model(cfg, weights: str | os.PathLike) -> torch.nn.Module:
+    """``build_model_from_checkpoint`` with every checkpoint error naming the file."""
+    from ..modeling import build_model_from_checkpoint
+
+    try:
+        return build_model_from_checkpoint(cfg, str(weights))
+    except CheckpointError as exc:
+        if str(weights) in str(exc):
+            raise
+        raise CheckpointError(f"{weights}: {exc}") from None
+
+
+def file_sha256(path: str | os.PathLike, block: int = 1 << 20) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(Path(path), "rb") as f:
+        for chunk in iter(lambda: f.read(block), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

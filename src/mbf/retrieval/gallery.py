@@ -1,0 +1,145 @@
+"""Extracted galleries (``mbf extract``'s output) and exact search in them.
+
+Two layouts hold the same fields:
+- ``gallery.npz`` (small galleries, loaded whole): ``feats`` [N, D] (float32 or float16),
+  ``paths``, ``config_file``, ``weights``, ``opts`` and ``feat_norm``;
+- a folder (any size, memory-mapped): ``feats.npy`` [N, D], ``paths.txt`` (one per line) and
+  ``gallery.json`` with the rest; ``gallery.json`` is written last and marks it complete.
+Descriptors are L2-normalised when ``feat_norm`` (TEST.FEAT_NORM 'yes'); the config file,
+overrides and weights are what ``mbf search`` embeds a query with.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+
+GALLERY_JSON = "gallery.json"
+SEARCH_CHUNK = 65536  # gallery rows per distance block of the exact search
+
+
+@dataclass
+class Gallery:
+    feats: np.ndarray  # [N, D], float32 or float16, possibly a read-only memory map
+    paths: list[str]
+    config_file: str = ""
+    weights: str = ""
+    opts: list[str] = field(default_factory=list)
+    feat_norm: bool = True
+    source: str = ""
+
+    @property
+    def dim(self) -> int:
+        return int(self.feats.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def meta(self) -> dict:
+        """The fields besides descriptors and paths (what an index built from it keeps)."""
+        return {"config_file": self.config_file, "weights": self.weights, "opts": list(self.opts),
+                "feat_norm": self.feat_norm, "dim": self.dim, "count": len(self)}
+
+    def chunks(self, size: int = SEARCH_CHUNK):
+        """(start, float32 block) over the gallery, ``size`` rows at a time."""
+        for start in range(0, len(self), size):
+            yield start, np.asarray(self.feats[start:start + size], dtype=np.float32)
+
+    # ------------------------------------------------------------------ reading
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Gallery":
+        path = Path(path)
+        if path.is_dir():
+            return cls._load_folder(path)
+        if not path.is_file():
+            raise InputError(f"gallery not found: {path} (make one with `mbf extract`)")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                feats = data["feats"]
+                feat_norm = bool(data["feat_norm"]) if "feat_norm" in data else _looks_normalised(feats)
+                return cls(feats, [str(p) for p in data["paths"]], str(data["config_file"]), str(data["weights"]),
+                           [str(o) for o in data["opts"]], feat_norm, str(path))
+        except (KeyError, ValueError, OSError) as exc:
+            raise InputError(f"{path} is not a gallery written by `mbf extract`: {exc}") from None
+
+    @classmethod
+    def _load_folder(cls, folder: Path) -> "Gallery":
+        meta_file = folder / GALLERY_JSON
+        if not meta_file.is_file():
+            raise InputError(f"{folder} holds no finished gallery ({GALLERY_JSON} missing): run or resume `mbf extract`")
+        try:
+            meta = json.loads(meta_file.read_text())
+            feats = np.load(folder / "feats.npy", mmap_mode="r")
+            paths = (folder / "paths.txt").read_text(encoding="utf-8").split("\n")[: feats.shape[0]]
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{folder} is not a gallery written by `mbf extract`: {exc}") from None
+        if len(paths) != feats.shape[0]:
+            raise InputError(f"{folder}: {feats.shape[0]} descriptors but {len(paths)} paths")
+        return cls(feats, paths, meta.get("config_file", ""), meta.get("weights", ""), list(meta.get("opts", [])),
+                   bool(meta.get("feat_norm", True)), str(folder))
+
+    # ------------------------------------------------------------------ search
+    def search(self, queries: np.ndarray, topk: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact search: squared Euclidean distances and gallery indices [Q, k], nearest first."""
+        queries = check_queries(queries, self.dim, self.source)
+        return exact_search(self.chunks(search_chunk_rows(len(queries))), queries, topk)
+
+    def results(self, queries: np.ndarray, topk: int) -> list[list[tuple[str, float]]]:
+        dist, idx = self.search(queries, topk)
+        return [[(self.paths[i], float(d)) for d, i in zip(drow, irow) if i >= 0] for drow, irow in zip(dist, idx)]
+
+
+def check_queries(queries: np.ndarray, dim: int, source: str = "the gallery") -> np.ndarray:
+    q = np.asarray(queries, dtype=np.float32)
+    q = q.reshape(1, -1) if q.ndim == 1 else q
+    if q.ndim != 2 or q.shape[1] != dim:
+        raise InputError(f"query descriptors have {q.shape[-1]} dims, {source or 'the gallery'} has {dim}")
+    return np.ascontiguousarray(q)
+
+
+def exact_search(chunks, queries: np.ndarray, topk: int) -> tuple[np.ndarray, np.ndarray]:
+    """Brute-force k nearest (squared Euclidean, as :func:`mbf.evaluation.euclidean_distance`)
+    over ``(start, float32 block)`` chunks, keeping a running top-k; memory: one block of distances."""
+    from ..evaluation import euclidean_distance
+
+    if topk < 1:
+        raise InputError(f"topk must be at least 1, got {topk}")
+    q = torch.from_numpy(queries)
+    best_d = torch.empty((len(q), 0))
+    best_i = torch.empty((len(q), 0), dtype=torch.long)
+    for start, block in chunks:
+        d = torch.cat((best_d, euclidean_distance(q, torch.from_numpy(block))), dim=1)
+        i = torch.cat((best_i, torch.arange(start, start + block.shape[0]).expand(len(q), -1)), dim=1)
+        best_d, order = torch.topk(d, min(topk, d.shape[1]), dim=1, largest=False, sorted=True)
+        best_i = i.gather(1, order)
+    return best_d.numpy(), best_i.numpy()
+
+
+def search_chunk_rows(num_queries: int, budget: int = 1 << 25) -> int:
+    """Gallery rows per block so that one block of distances stays near ``budget`` floats."""
+    return int(min(SEARCH_CHUNK, max(1024, budget // max(num_queries, 1))))
+
+
+def _looks_normalised(feats: np.ndarray) -> bool:
+    norms = np.linalg.norm(np.asarray(feats[:1024], dtype=np.float32), axis=1)
+    return bool(len(norms) and np.allclose(norms, 1.0, atol=1e-3))
+
+
+def write_npz(path: Path, feats: np.ndarray, paths: list[str], meta: dict) -> Path:
+    """The .npz layout, written atomically (a temporary file moved into place)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
+    try:
+        np.savez(tmp, feats=feats, paths=np.array(paths), config_file=np.array(meta["config_file"]),
+                 weights=np.array(meta["weights"]), opts=np.array(list(meta["opts"]), dtype=str),
+                 feat_norm=np.array(bool(meta["feat_norm"])))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path

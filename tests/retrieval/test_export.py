@@ -1,0 +1,88 @@
+"""ONNX export: onnxruntime reproduces the PyTorch descriptor at any batch; the card travels with it."""
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from mbf.cli import main
+from mbf.config import load_config
+from mbf.modeling import build_model_from_checkpoint
+from mbf.retrieval import ModelCard
+from mbf.retrieval.export import CARD_KEY, export_onnx, onnx_session, read_card
+
+
+@pytest.mark.parametrize("variant", ["mbf-stride16", "mbf-stride12", "baseline", "mbf-no-cameras"])
+def test_onnxruntime_matches_pytorch_at_batch_1_and_5(tiny, variant):
+    extra, dim = tiny.variants[variant]
+    cfg = load_config(tiny.config, tiny.opts + extra)
+    model = build_model_from_checkpoint(cfg, tiny.weights(extra=extra)).eval()
+    card = ModelCard.from_model(cfg, model)
+    report = export_onnx(model, card, tiny.tmp / "m.onnx")
+    assert report.relative_error <= 1e-4
+    session = onnx_session(report.path)
+    cameras = card.num_cameras > 0
+    assert [i.name for i in session.get_inputs()] == ["images", "cameras"][: 1 + cameras]
+    for batch in (1, 5):
+        images = torch.randn(batch, 3, 64, 32, generator=torch.Generator().manual_seed(batch))
+        cams = torch.arange(batch) % 3 if cameras else None
+        with torch.no_grad():
+            expected = model(images, cam_label=cams).numpy()
+        feeds = {"images": images.numpy(), **({"cameras": cams.numpy()} if cameras else {})}
+        got = session.run(["descriptor"], feeds)[0]
+        assert got.shape == (batch, dim)
+        assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max()
+    if cameras:  # the camera input is live in the graph (not a constant traced from the example batch)
+        images = np.repeat(images[:1].numpy(), 2, axis=0)
+        a, b = session.run(["descriptor"], {"images": images, "cameras": np.array([0, 2])})[0]
+        assert np.abs(a - b).max() > 1e-3
+    assert read_card(session, report.path) == card
+
+
+def test_export_command_prints_the_check_and_stores_the_preprocessing(tiny, capsys):
+    out = tiny.tmp / "model.onnx"
+    assert main(["export", "--config_file", tiny.config, "--weights", tiny.weights(), "--out", str(out), *tiny.opts,
+                 "INPUT.PIXEL_MEAN", "[0.4, 0.5, 0.6]"]) == 0
+    printed = capsys.readouterr().out
+    assert "relative error" in printed and "limit 1e-04" in printed
+    error = float(printed.split("relative error ")[1].split()[0])
+    assert error <= 1e-4
+    props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    card = json.loads(props[CARD_KEY])
+    assert card["preprocessing"] == {"size": [64, 32], "mean": [0.4, 0.5, 0.6], "std": [0.5, 0.5, 0.5],
+                                     "interpolation": "bilinear"}
+    assert card["dim"] == 288 and card["feat_norm"] is True and card["num_cameras"] == 3
+    assert [b["name"] for b in card["layout"]] == ["global", "head", "upper body", "lower body", "shoes",
+                                                    "recovered head", "recovered upper body",
+                                                    "recovered lower body", "recovered shoes"]
+    assert card["layout"][1] == {"name": "head", "start": 32, "stop": 64, "scale": 0.25}
+    assert "do not normalise again" in card["inputs"]["images"]
+
+
+def test_export_bad_input_is_one_line_and_leaves_nothing(tiny, capsys, monkeypatch):
+    weights = tiny.weights()
+
+    def export(out, w=weights, *more):
+        code = main(["export", "--config_file", tiny.config, "--weights", w, "--out", str(out), *more, *tiny.opts])
+        err = [line for line in capsys.readouterr().err.strip().splitlines() if line]
+        return code, err
+
+    code, err = export(tiny.tmp / "m.onnx", str(tiny.tmp / "missing.pth"))
+    assert code == 2 and "missing.pth" in err[0] and len(err) == 1
+    other = tiny.weights("wide.pth", ["MODEL.VIT_EMBED_DIM", "48"])
+    code, err = export(tiny.tmp / "m.onnx", other)
+    assert code == 2 and "wide.pth" in err[0] and len(err) == 1  # a checkpoint that does not fit the config
+    (tiny.tmp / "a_file").write_text("x")
+    code, err = export(tiny.tmp / "a_file" / "m.onnx")
+    assert code == 2 and "cannot write" in err[0] and "a_file" in err[0]
+    (tiny.tmp / "exists.onnx").write_text("keep me")
+    code, err = export(tiny.tmp / "exists.onnx")
+    assert code == 2 and "already exists" in err[0] and (tiny.tmp / "exists.onnx").read_text() == "keep me"
+
+    import mbf.retrieval.export as export_module
+
+    monkeypatch.setattr(export_module, "PARITY_TOLERANCE", -1.0)  # any error is now too large
+    code, err = export(tiny.tmp / "fails.onnx")
+    assert code == 2 and "onnxruntime output differs" in err[0] and "relative error" in err[0]
+    assert sorted(p.name for p in tiny.tmp.iterdir()) == ["a_file", "exists.onnx", "model.pth", "wide.pth"]
