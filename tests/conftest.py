@@ -74,3 +74,12 @@ def mbf_log(caplog):
         logger.removeHandler(caplog.handler)
         logger.setLevel(level)
         logger.propagate = propagate
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Small tensors: a second OpenMP thread buys nothing and stalls on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -68,9 +68,5 @@ def tiny(tmp_path) -> Tiny:
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: a second OpenMP thread buys nothing and stalls on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def one_thread(one_torch_thread):
+    """Every test here runs on one torch thread (tests/conftest.py)."""

@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 import mbf.retrieval.extraction as extraction
 from mbf.engine.distributed import DistInfo

@@ -18,7 +18,7 @@ from torch.utils.tensorboard import SummaryWriter
 from .checkpoint import atomic_save, unwrap
 from .distributed import DistInfo
 from .inference import log_metrics, write_results
-from .report import plot_training_curve, write_part_masks_picture, write_retrieval_picture
+from .report import plot_training_curve, write_retrieval_picture
 from .run_folder import LAST
 from .runtime import seed_everything
 

@@ -16,7 +16,7 @@ from timm.layers import DropPath, Mlp, trunc_normal_
 from torch import nn
 
 from ..errors import ConfigError, InputError
-from ..geometry import PATCH_SIZE, PatchGrid, feature_grid  # noqa: F401  (feature_grid: public here too)
+from ..geometry import PATCH_SIZE, PatchGrid, feature_grid  # noqa: F401  (feature_grid: part of mbf.modeling)
 
 
 
