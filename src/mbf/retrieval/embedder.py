@@ -13,6 +13,7 @@ done). Models without camera embeddings ignore cameras.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Callable, Sequence
@@ -21,8 +22,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from ..config import load_config
 from ..errors import CheckpointError, InputError
+from ..modeling import build_model_from_checkpoint
 from .images import ImageFiles, camera_from_name, to_pil
+from .export import onnx_session, read_card
 from .metadata import ModelCard
 
 Backend = Callable[[torch.Tensor, "torch.Tensor | None"], np.ndarray]
@@ -99,8 +103,6 @@ class Embedder:
     def from_onnx(cls, path: str | os.PathLike, batch_size: int = 32, unknown_camera: int = 0,
                   threads: int = 0) -> "Embedder":
         """An exported model (``mbf export``) run by onnxruntime on the CPU."""
-        from .export import onnx_session, read_card
-
         session = onnx_session(path, threads)
         return cls(_onnx_backend(session), read_card(session, path), batch_size, unknown_camera, str(path))
 
@@ -172,8 +174,6 @@ class Embedder:
 
 def _config(config, opts: Sequence[str]):
     if isinstance(config, (str, os.PathLike)):
-        from ..config import load_config
-
         return load_config(str(config), list(opts))
     if opts:
         config = config.clone()
@@ -183,8 +183,6 @@ def _config(config, opts: Sequence[str]):
 
 def build_checkpoint_model(cfg, weights: str | os.PathLike) -> torch.nn.Module:
     """``build_model_from_checkpoint`` with every checkpoint error naming the file."""
-    from ..modeling import build_model_from_checkpoint
-
     try:
         return build_model_from_checkpoint(cfg, str(weights))
     except CheckpointError as exc:
@@ -194,8 +192,6 @@ def build_checkpoint_model(cfg, weights: str | os.PathLike) -> torch.nn.Module:
 
 
 def file_sha256(path: str | os.PathLike, block: int = 1 << 20) -> str:
-    import hashlib
-
     digest = hashlib.sha256()
     with open(Path(path), "rb") as f:
         for chunk in iter(lambda: f.read(block), b""):

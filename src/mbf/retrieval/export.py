@@ -83,7 +83,7 @@ def _torch_descriptor(model: nn.Module, feeds: dict[str, np.ndarray]) -> np.ndar
 
 def onnx_session(path: str | os.PathLike, threads: int = 0):
     """An onnxruntime CPU session with all graph optimisations."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # deferred on purpose: the deploy extra is optional
 
     if not Path(path).is_file():
         raise InputError(f"ONNX model not found: {path}")
@@ -120,7 +120,7 @@ def export_onnx(model: nn.Module, card: ModelCard, out: str | os.PathLike, check
     relative error is at most PARITY_TOLERANCE is the file moved to ``out``. Otherwise
     ExportError (nothing is left behind).
     """
-    import onnx
+    import onnx  # deferred on purpose: the deploy extra is optional
 
     if check_batch < 1:
         raise InputError(f"the check batch must be at least 1, got {check_batch}")

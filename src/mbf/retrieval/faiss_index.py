@@ -41,7 +41,7 @@ MIN_IVFPQ = 1000  # descriptors below which the approximate index is not worth (
 
 def _faiss():
     try:
-        import faiss
+        import faiss  # deferred on purpose: the deploy extra is optional
     except ImportError:  # pragma: no cover - installed by the deploy extra
         raise InputError("FAISS is not installed: pip install 'mbf-reid[deploy]'") from None
     return faiss

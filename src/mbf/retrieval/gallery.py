@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..evaluation import euclidean_distance
 
 GALLERY_JSON = "gallery.json"
 SEARCH_CHUNK = 65536  # gallery rows per distance block of the exact search
@@ -106,8 +107,6 @@ def check_queries(queries: np.ndarray, dim: int, source: str = "the gallery") ->
 def exact_search(chunks, queries: np.ndarray, topk: int) -> tuple[np.ndarray, np.ndarray]:
     """Brute-force k nearest (squared Euclidean, as :func:`mbf.evaluation.euclidean_distance`)
     over ``(start, float32 block)`` chunks, keeping a running top-k; memory: one block of distances."""
-    from ..evaluation import euclidean_distance
-
     if topk < 1:
         raise InputError(f"topk must be at least 1, got {topk}")
     q = torch.from_numpy(queries)

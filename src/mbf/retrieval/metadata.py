@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 
 from ..data.transforms import TEST_INTERPOLATION, eval_transform
 from ..errors import InputError
+from ..modeling import MBF
+from ..parts import PART_NAMES
 
 CARD_KEY = "mbf.card"  # ONNX metadata_props key of the JSON card
 CARD_VERSION = 1
@@ -63,9 +65,6 @@ class ModelCard:
     @classmethod
     def from_model(cls, cfg, model) -> "ModelCard":
         """The card of a built eval-mode model (:class:`~mbf.modeling.MBF` or the baseline) and its config."""
-        from ..modeling import MBF
-        from ..parsing.labels import PART_NAMES
-
         backbone = model.backbone
         width = backbone.embed_dim
         blocks = [Block("global", 0, width)]
