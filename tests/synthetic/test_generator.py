@@ -229,10 +229,10 @@ def test_interrupted_generation_is_redone(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(syn, "render_image", failing)
+    monkeypatch.setattr(syn.writer, "render_image", failing)  # the name generate() calls
     with pytest.raises(KeyboardInterrupt):
         syn.generate(root, seed=0, **TINY)
-    monkeypatch.setattr(syn, "render_image", real)
+    monkeypatch.setattr(syn.writer, "render_image", real)
     assert syn.dataset_status(root) == "incomplete"
     summary = syn.ensure_dataset(root, seed=0, **TINY)
     assert syn.dataset_status(root) == "complete"
