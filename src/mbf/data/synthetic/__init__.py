@@ -10,10 +10,12 @@ and polygons evaluated on a pixel grid) and writes them in the Market-1501 layou
     out_dir/annotations.csv                               per image: view, occlusion, visibility
     out_dir/synthetic.json                                manifest (seed, version, options, counts)
 
-Identities differ in clothing colours and patterns, body shape, hair and accessories; the
+Identities differ region by region (head: hair or a hat; upper body: top colour and a coarse
+layout; bag; lower body; shoes), so that the upper half alone tells any two apart; the
 cameras differ in background, lighting, blur, noise, scale and position. Queries are occluded
 the way Occluded-Duke queries are: by objects (cars, poles, boxes, bushes, barriers), by
-another pedestrian in front, or by the frame cutting the body off.
+another pedestrian in front, or by the frame cutting the body off; objects carry clothing
+colours, so they mislead a feature that does not tell person from occluder.
 
 Part labels follow the parser's merged classes (see METHOD.md section 3): 0 background,
 1 head (face, hair, hat, neck), 2 upper body (torso, arms, bags), 3 lower body (trousers,
@@ -25,22 +27,24 @@ generator seeded from (seed, image index), and images are written by PIL with fi
 settings and no metadata, so the same seed gives the same bytes (for a given numpy/Pillow).
 
 Modules: ``options`` (layout constants, :class:`SynthOptions`), ``canvas`` (drawing
-primitives), ``people`` (appearance, pose, body rendering), ``scenes`` (cameras),
-``occluders`` (objects, frame cut-offs), ``render`` (one image), ``writer`` (the plan, files,
-manifest, verify/status, generation). Everything is importable from this package.
+primitives), ``appearance`` (identities, region by region), ``people`` (pose, body
+rendering), ``scenes`` (cameras), ``occluders`` (objects, frame cut-offs), ``render`` (one
+image), ``writer`` (the plan, files, manifest, verify/status, generation). Everything is importable from this package.
 """
+from .appearance import (COLOUR_JITTER, REGIONS, UPPER_REGIONS, Appearance, IdentityPool, random_appearance,
+                         region_codes, similar_appearance)
 from .canvas import Canvas
 from .options import (ANNOTATIONS_NAME, BACKGROUND, DATASET_DIR_NAME, GALLERY_DIR, GENERATOR_VERSION, HEAD, LOWER,
                       MANIFEST_NAME, MASK_DIR, OCCLUDER_FILLS, OCCLUDER_KINDS, QUERY_DIR, SHOES, SPLIT_DIRS, TRAIN_DIR,
                       UPPER, SynthOptions, SynthSummary)
-from .people import COLOUR_JITTER, Appearance, Pose, draw_person, random_appearance, similar_appearance
+from .people import Pose, draw_person
 from .render import ImageSpec, Rendered, render_image
 from .scenes import Camera, make_cameras
 from .writer import (_plan, dataset_status, ensure_dataset, generate, log, make_options, read_manifest,
                      regenerate_command, verify)
 
 __all__ = [
-    "ANNOTATIONS_NAME", "BACKGROUND", "COLOUR_JITTER", "DATASET_DIR_NAME", "GALLERY_DIR", "GENERATOR_VERSION", "HEAD",
+    "ANNOTATIONS_NAME", "BACKGROUND", "REGIONS", "UPPER_REGIONS", "IdentityPool", "region_codes", "COLOUR_JITTER", "DATASET_DIR_NAME", "GALLERY_DIR", "GENERATOR_VERSION", "HEAD",
     "LOWER", "MANIFEST_NAME", "MASK_DIR", "OCCLUDER_FILLS", "OCCLUDER_KINDS", "QUERY_DIR", "SHOES", "SPLIT_DIRS",
     "TRAIN_DIR", "UPPER", "Appearance", "Camera", "Canvas", "ImageSpec", "Pose", "Rendered", "SynthOptions",
     "SynthSummary", "dataset_status", "draw_person", "ensure_dataset", "generate", "log", "make_cameras",

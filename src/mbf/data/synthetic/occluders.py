@@ -1,12 +1,16 @@
-"""Occluders in front of the target: objects, and the frame cutting the body off."""
+"""Occluders in front of the target: objects, and the frame cutting the body off.
+
+Objects mislead rather than only erase: cars, boxes, bushes and barriers carry the clothing
+palette's colours (a car of a top's colour, a printed poster on a box, flowers in a bush), so
+a feature that does not tell person from occluder picks up another identity's colours."""
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
 
 from .canvas import Canvas, _ellipse, _polygon, _smooth_noise, _taper
 from .options import BACKGROUND
-from .people import _PALETTE, Pose
+from .appearance import _PALETTE, _RGB
+from .people import Pose
 
 
 def _occlude(canvas: Canvas, kind: str, rng: np.random.Generator, pose: Pose) -> np.ndarray:
@@ -20,8 +24,7 @@ def _occlude(canvas: Canvas, kind: str, rng: np.random.Generator, pose: Pose) ->
         cover[mask] = True
 
     if kind == "car":  # a parked car seen from the side, longer than the image is wide
-        body = np.array(_PALETTE[str(rng.choice(["white", "black", "grey", "red", "blue", "navy", "charcoal"]))],
-                        np.float32) + rng.uniform(-10, 10, 3).astype(np.float32)
+        body = _RGB[rng.integers(len(_RGB))] + rng.uniform(-10, 10, 3).astype(np.float32)  # any clothing colour
         length = rng.uniform(2.2, 3.0) * w
         x0 = pose.centre_x - rng.uniform(0.15, 0.85) * length  # the car's rear end
         belt = h * rng.uniform(0.56, 0.72)  # top of the doors
@@ -50,17 +53,22 @@ def _occlude(canvas: Canvas, kind: str, rng: np.random.Generator, pose: Pose) ->
             sy = h * rng.uniform(0.15, 0.45)
             sign = _ellipse(Y, X, sy, px, 0.09 * h, 0.2 * w) if rng.random() < 0.5 else \
                 _taper(Y, X, sy - 0.08 * h, sy + 0.08 * h, px, 0.2 * w, px, 0.2 * w)
-            paint(sign, _PALETTE[str(rng.choice(["blue", "red", "white", "yellow"]))])
+            paint(sign, _PALETTE[str(rng.choice(["blue", "red", "white", "yellow", "green", "orange"]))])
     elif kind == "box":
         top = h * rng.uniform(0.5, 0.72)
         bx = pose.centre_x + rng.uniform(-0.2, 0.2) * w
         hw = rng.uniform(0.3, 0.55) * w
-        colour = np.array(_PALETTE[str(rng.choice(["brown", "khaki", "green", "grey", "teal"]))], np.float32)
+        colour = _RGB[rng.integers(len(_RGB))]
         front = (Y >= top) & (np.abs(X - bx) <= hw)
         lid = (Y >= top - 0.04 * h) & (Y < top) & (np.abs(X - bx) <= hw * 0.92)
-        paint(lid, colour * 1.2)
-        paint(front, colour + 6 * _smooth_noise(rng, h, w, 4)[..., None])
+        paint(lid, np.clip(colour * 1.15, 0, 255))
+        paint(front, np.clip(colour + 6 * _smooth_noise(rng, h, w, 4)[..., None], 0, 255))
         paint(front & (np.abs(Y - top - 0.08 * h) < 1.2), colour * 0.6)  # tape / rim
+        # a printed poster in two clothing colours, as large as a torso
+        py, px = top + rng.uniform(0.04, 0.1) * h, bx + rng.uniform(-0.3, 0.3) * hw
+        poster = front & (Y >= py) & (Y <= py + 0.22 * h) & (np.abs(X - px) <= 0.5 * hw)
+        c1, c2 = rng.choice(len(_RGB), size=2, replace=False)
+        paint(poster, np.where((Y >= py + 0.11 * h)[..., None], _RGB[c1], _RGB[c2]))
     elif kind == "bush":
         base = np.array([48, 104, 44], np.float32) * rng.uniform(0.8, 1.2)
         mask = np.zeros((h, w), bool)
@@ -70,12 +78,18 @@ def _occlude(canvas: Canvas, kind: str, rng: np.random.Generator, pose: Pose) ->
             mask |= _ellipse(Y, X, cy, rng.uniform(-0.1, 1.1) * w, rng.uniform(0.1, 0.2) * h, rng.uniform(0.22, 0.45) * w)
         leaves = base + 40 * _smooth_noise(rng, h, w, 2.5)[..., None]
         paint(mask, leaves)
+        flowers = _RGB[rng.choice(len(_RGB), size=2, replace=False)]
+        for k in range(int(rng.integers(6, 14))):  # blossoms in two clothing colours
+            fy, fx = rng.uniform(top + 0.05 * h, h), rng.uniform(0, w)
+            blossom = mask & _ellipse(Y, X, fy, fx, rng.uniform(2.0, 4.0), rng.uniform(2.0, 4.0))
+            paint(blossom, flowers[k % 2])
     elif kind == "barrier":
         top = h * rng.uniform(0.45, 0.62)
         depth = rng.uniform(0.12, 0.2) * h
         board = (Y >= top) & (Y <= top + depth)
         stripes = ((X + Y) // 8 % 2 == 0)[..., None]
-        paint(board, np.where(stripes, np.array([210, 40, 40], np.float32), np.array([235, 235, 230], np.float32)))
+        c1, c2 = rng.choice(len(_RGB), size=2, replace=False)
+        paint(board, np.where(stripes, _RGB[c1], _RGB[c2]))
         for lx in (rng.uniform(0.05, 0.3) * w, rng.uniform(0.7, 0.95) * w):
             paint((Y > top + depth) & (np.abs(X - lx) <= 2.0), (90, 90, 92))
     else:
@@ -85,16 +99,14 @@ def _occlude(canvas: Canvas, kind: str, rng: np.random.Generator, pose: Pose) ->
 
 
 def _clip_to_frame(canvas: Canvas, rng: np.random.Generator, visible_range: tuple,
-                   full_area: int, background: np.ndarray | None = None) -> tuple[Canvas, float]:
-    """A person cut off by the camera frame, as a detector's box clipped to the frame sees it.
+                   full_area: int, background: np.ndarray) -> tuple[Canvas, float]:
+    """A person cut off by the camera frame, at the body's own scale.
 
-    The box keeps the visible part only: the top rows (the body leaves the frame at the bottom,
-    70%) or the columns on one side (it leaves sideways), cut where the visible share of the
-    person drawn from ``visible_range`` is reached; the clipped box is then resized to the
-    image size like every re-ID crop, which stretches it along the cut axis. With ``background``
-    (the "background" occluder fill) the box is not resized: it keeps its place and scale and
-    the cut-away part shows ``background``, so the same body pixels are hidden, nothing stretched."""
-    h, w = canvas.lbl.shape
+    The frame's edge crosses the body: below it (the body leaves the frame at the bottom, 70%)
+    or on one side, where the visible share of the person drawn from ``visible_range`` is
+    reached. The person keeps its place and scale, as in a detector's box of the usual size
+    placed on the visible part; the cut-away part shows ``background``. (Generator version 3
+    resized the clipped box to the image, stretching the visible part along the cut axis.)"""
     person = canvas.lbl > 0
     target = rng.uniform(*visible_range) * full_area
     axis = 0 if rng.random() < 0.7 else 1  # 0: keep top rows; 1: keep the columns of one side
@@ -106,12 +118,6 @@ def _clip_to_frame(canvas: Canvas, rng: np.random.Generator, visible_range: tupl
     keep = min(max(int(np.searchsorted(np.cumsum(counts), target)) + 1, size // 3), size)
     window = slice(0, keep) if from_start else slice(size - keep, size)
     box = (window, slice(None)) if axis == 0 else (slice(None), window)
-    img, lbl = canvas.img[box], canvas.lbl[box]
-    if background is not None:
-        out = Canvas(background)
-        out.img[box], out.lbl[box] = img, lbl
-        return out, float(np.count_nonzero(lbl) / full_area)
-    out = Canvas(np.asarray(Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).resize((w, h), Image.BILINEAR),
-                            np.float32))
-    out.lbl[...] = np.asarray(Image.fromarray(lbl).resize((w, h), Image.NEAREST))
-    return out, float(np.count_nonzero(lbl) / full_area)  # share of the person inside the box
+    out = Canvas(background)
+    out.img[box], out.lbl[box] = canvas.img[box], canvas.lbl[box]
+    return out, float(np.count_nonzero(out.lbl) / full_area)  # share of the person inside the frame

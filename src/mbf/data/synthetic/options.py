@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 from ...errors import DatasetError
 
-GENERATOR_VERSION = 3  # 2: distinct colours, no look-alikes, milder occlusion; 3: cut-off bodies as clipped boxes
+# 2: distinct colours, no look-alikes, milder occlusion; 3: cut-off bodies as clipped boxes; 4: identities kept
+# apart region by region (coarse layouts, hats, bags, shoes), occluders in clothing colours, cut-offs at body scale
+GENERATOR_VERSION = 4
 DATASET_DIR_NAME = "Synthetic_Occluded"  # folder under DATASETS.ROOT_DIR read by `synthetic_occ`
 TRAIN_DIR, QUERY_DIR, GALLERY_DIR = "bounding_box_train", "query", "bounding_box_test"
 SPLIT_DIRS = (TRAIN_DIR, QUERY_DIR, GALLERY_DIR)
@@ -22,7 +24,7 @@ BACKGROUND, HEAD, UPPER, LOWER, SHOES = 0, 1, 2, 3, 4
 OCCLUDER_KINDS = ("car", "pole", "box", "bush", "barrier", "person", "cutoff")
 # how an occluder is drawn: "object" (the dataset); "background" paints its pixels with the
 # background behind it (the same body pixels hidden, nothing left to mistake for the person; a
-# frame cut keeps the body's scale instead of stretching the clipped box); "none" leaves it out
+# frame cut is drawn the same in both); "none" leaves it out
 # (the holistic version of the same image). The last two are diagnostics: they split an
 # occluded query's loss into hidden information and distraction.
 OCCLUDER_FILLS = ("object", "background", "none")
@@ -49,7 +51,7 @@ class SynthOptions:
     lighting: float = 0.7  # scales the cameras' colour casts and per-image brightness jitter (0: none)
     visible_range: tuple = (0.5, 0.9)  # share of the person an occluder leaves visible (retried)
     # occluder mixture (relative weights over OCCLUDER_KINDS)
-    occluder_weights: tuple = (0.14, 0.10, 0.12, 0.12, 0.07, 0.30, 0.15)
+    occluder_weights: tuple = (0.12, 0.08, 0.12, 0.10, 0.08, 0.35, 0.15)
     jpeg_quality: int = 92
     occluder_fill: str = "object"  # one of OCCLUDER_FILLS (the other two are diagnostics)
 

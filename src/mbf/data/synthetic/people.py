@@ -1,122 +1,15 @@
-"""Pedestrians: identity appearance (clothing, hair, accessories, shape), pose and body rendering."""
+"""Pedestrians: pose and body rendering of an identity's appearance."""
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from .appearance import Appearance
 from .canvas import Canvas, _capsule, _ellipse, _polygon, _taper
 from .options import BACKGROUND, HEAD, LOWER, SHOES, UPPER
 from .scenes import Camera
-
-_PALETTE = {
-    "black": (28, 28, 32), "charcoal": (68, 68, 74), "grey": (128, 128, 132), "white": (226, 226, 220),
-    "navy": (30, 40, 92), "blue": (40, 82, 172), "lightblue": (122, 172, 222), "red": (182, 32, 38),
-    "maroon": (112, 30, 42), "green": (40, 122, 62), "olive": (102, 110, 52), "khaki": (192, 172, 122),
-    "brown": (112, 76, 46), "yellow": (226, 200, 52), "orange": (230, 122, 32), "pink": (230, 142, 172),
-    "purple": (112, 62, 142), "teal": (30, 132, 132),
-}
-_NAMES = list(_PALETTE)
-COLOUR_JITTER = 30.0  # per-identity RGB offset around the palette colour
-_RGB = np.array([_PALETTE[n] for n in _NAMES], dtype=np.float32)
-
-
-def _weights(favoured: dict) -> np.ndarray:
-    w = np.array([favoured.get(n, 1.0) for n in _NAMES], dtype=np.float64)
-    return w / w.sum()
-
-
-# every palette colour equally likely: with the favoured dark colours of real footage, a few
-# hundred identities collide too often for a tiny model trained from scratch
-_UPPER_P = _weights({})
-_LOWER_P = _weights({})
-_SKIN = np.array([(236, 200, 170), (222, 178, 140), (190, 142, 104), (150, 104, 70), (102, 68, 46)], np.float32)
-_HAIR = np.array([(24, 20, 18), (58, 38, 24), (100, 66, 38), (196, 164, 100), (150, 150, 150), (128, 52, 30)],
-                 np.float32)
-_HAIR_P = np.array([0.4, 0.25, 0.13, 0.1, 0.06, 0.06])
-_SHOE = np.array([(25, 25, 25), (60, 44, 34), (225, 225, 225), (110, 110, 118), (150, 40, 40)], np.float32)
-_SHOE_P = np.array([0.4, 0.2, 0.25, 0.1, 0.05])
-
-
-def _colour(rng: np.random.Generator, probs: np.ndarray, avoid: np.ndarray | None = None) -> np.ndarray:
-    """A palette colour (optionally unlike `avoid`) with an identity-specific jitter."""
-    for _ in range(8):
-        c = _RGB[rng.choice(len(_RGB), p=probs)]
-        if avoid is None or np.abs(c - avoid).sum() > 90:
-            break
-    return np.clip(c + rng.uniform(-COLOUR_JITTER, COLOUR_JITTER, 3), 0, 255).astype(np.float32)
-
-
-@dataclass(frozen=True)
-class Appearance:
-    """The identity-specific look of one pedestrian (colours are float RGB 0..255)."""
-
-    skin: np.ndarray
-    hair: np.ndarray
-    hair_style: str  # short | long | bald
-    upper: np.ndarray
-    upper2: np.ndarray  # secondary colour of the pattern
-    pattern: str  # plain | hstripes | vstripes | checks | logo | jacket
-    period: float  # stripe/check period as a fraction of the body height
-    sleeves: str  # long | short
-    lower: np.ndarray
-    lower_style: str  # trousers | shorts | skirt
-    shoes: np.ndarray
-    height: float  # body height factor
-    width: float  # body width factor
-    head: float  # head size factor
-    hat: np.ndarray | None
-    bag: str  # none | backpack | handbag
-    bag_colour: np.ndarray
-    bag_side: int  # -1 left, +1 right (seen from the front)
-
-
-def random_appearance(rng: np.random.Generator) -> Appearance:
-    upper = _colour(rng, _UPPER_P)
-    return Appearance(
-        skin=_SKIN[rng.integers(len(_SKIN))] + rng.uniform(-8, 8, 3).astype(np.float32),
-        hair=_HAIR[rng.choice(len(_HAIR), p=_HAIR_P)],
-        hair_style=str(rng.choice(["short", "long", "bald"], p=[0.6, 0.32, 0.08])),
-        upper=upper,
-        upper2=_colour(rng, _UPPER_P, avoid=upper),
-        pattern=str(rng.choice(["plain", "hstripes", "vstripes", "checks", "logo", "jacket"],
-                               p=[0.3, 0.18, 0.1, 0.12, 0.14, 0.16])),
-        period=float(rng.uniform(0.045, 0.08)),
-        sleeves=str(rng.choice(["long", "short"], p=[0.7, 0.3])),
-        lower=_colour(rng, _LOWER_P),
-        lower_style=str(rng.choice(["trousers", "shorts", "skirt"], p=[0.68, 0.14, 0.18])),
-        shoes=_SHOE[rng.choice(len(_SHOE), p=_SHOE_P)] + rng.uniform(-8, 8, 3).astype(np.float32),
-        height=float(rng.uniform(0.9, 1.05)),
-        width=float(rng.uniform(0.85, 1.2)),
-        head=float(rng.uniform(0.92, 1.08)),
-        hat=_colour(rng, _UPPER_P) if rng.random() < 0.15 else None,
-        bag=str(rng.choice(["none", "backpack", "handbag"], p=[0.5, 0.3, 0.2])),
-        bag_colour=_colour(rng, _UPPER_P),
-        bag_side=int(rng.choice([-1, 1])),
-    )
-
-
-def similar_appearance(base: Appearance, rng: np.random.Generator) -> Appearance:
-    """A look-alike: ``base`` with one or two attributes drawn again (hard negatives)."""
-    fresh = random_appearance(rng)
-    groups = {
-        "lower": ("lower", "lower_style"),
-        "pattern": ("pattern", "upper2", "period"),
-        "upper": ("upper",),
-        "bag": ("bag", "bag_colour", "bag_side"),
-        "hair": ("hair", "hair_style", "hat"),
-        "shoes": ("shoes",),
-        "shape": ("height", "width"),
-    }
-    names = list(groups)
-    picked = rng.choice(len(names), size=int(rng.integers(1, 3)), replace=False)
-    changes = {}
-    for i in picked:
-        for attr in groups[names[i]]:
-            changes[attr] = getattr(fresh, attr)
-    return dataclasses.replace(base, **changes)
 
 
 @dataclass(frozen=True)
@@ -180,13 +73,13 @@ def draw_person(canvas: Canvas, app: Appearance, pose: Pose, labelled: bool = Tr
     # ---- shoes
     for _, foot_x in legs:
         fx = foot_x + (pose.facing * 0.02 * H if side else 0.0)
-        paint(_ellipse(Y, X, ankle_y + 0.025 * H, fx, 0.032 * H, (0.055 if side else 0.04) * H), app.shoes, SHOES)
+        paint(_ellipse(Y, X, ankle_y + 0.025 * H, fx, 0.036 * H, (0.06 if side else 0.046) * H), app.shoes, SHOES)
     # ---- shorts / skirt over the legs
     if app.lower_style == "shorts":
         paint(_taper(Y, X, hip_y - 0.02 * H, hip_y + 0.16 * H, cx, waist_hw * 1.02, cx, waist_hw * 1.12),
               app.lower, LOWER)
     elif app.lower_style == "skirt":
-        length = 0.26 * H if app.period > 0.06 else 0.36 * H  # identity-specific length
+        length = app.skirt_length * H  # identity-specific length
         paint(_taper(Y, X, hip_y - 0.02 * H, hip_y + length, cx, waist_hw, cx, waist_hw * 1.55), app.lower, LOWER)
 
     # ---- arms: capsules swinging against the legs; far arm behind the torso in side view
@@ -205,7 +98,8 @@ def draw_person(canvas: Canvas, app: Appearance, pose: Pose, labelled: bool = Tr
         whole = _capsule(Y, X, (sy, sx), (hy, hx), arm_r)
         dim = 0.8 if behind else 1.0
         paint(whole, app.skin * dim, UPPER)
-        paint(whole & _capsule(Y, X, (sy, sx), (ey, ex), arm_r * 1.05), app.upper * dim, UPPER)
+        sleeve = app.upper2 if app.pattern == "sleeves" else app.upper
+        paint(whole & _capsule(Y, X, (sy, sx), (ey, ex), arm_r * 1.05), sleeve * dim, UPPER)
         paint(_ellipse(Y, X, hy, hx, arm_r * 1.15, arm_r * 1.0), app.skin * dim, UPPER)  # hand
 
     if side:
@@ -218,21 +112,16 @@ def draw_person(canvas: Canvas, app: Appearance, pose: Pose, labelled: bool = Tr
     torso = _polygon(Y, X, [(shoulder_y, cx - shoulder_hw), (shoulder_y, cx + shoulder_hw),
                             (hip_y + 0.02 * H, cx + waist_hw), (hip_y + 0.02 * H, cx - waist_hw)])
     torso |= _ellipse(Y, X, shoulder_y + 0.01 * H, cx, 0.035 * H, shoulder_hw)  # round shoulders
-    period = max(app.period * H, 3.0)
-    u, v = (Y - shoulder_y) / period, (X - cx) / period
-    if app.pattern == "hstripes":
-        alt = (np.floor(u) % 2) == 1
-    elif app.pattern == "vstripes":
-        alt = (np.floor(v + 0.5) % 2) == 1
-    elif app.pattern == "checks":
-        alt = ((np.floor(u) + np.floor(v + 0.5)) % 2) == 1
-    elif app.pattern == "logo" and front:
-        alt = _polygon(Y, X, [(shoulder_y + 0.07 * H, cx), (shoulder_y + 0.13 * H, cx + 0.055 * H),
-                              (shoulder_y + 0.19 * H, cx), (shoulder_y + 0.13 * H, cx - 0.055 * H)])
-    elif app.pattern == "jacket" and front:
-        alt = np.abs(X - cx) <= 0.035 * H
-    elif app.pattern == "jacket":  # a jacket seen from the back: a contrasting collar
-        alt = Y <= shoulder_y + 0.03 * H
+    # coarse layouts, seen from every side: a chest band, a two-tone split at the waist, sleeves
+    # with shoulders (a raglan yoke), a broad centre panel
+    if app.pattern == "band":
+        alt = (Y >= shoulder_y + 0.08 * H) & (Y <= shoulder_y + 0.17 * H)
+    elif app.pattern == "split":
+        alt = Y >= shoulder_y + 0.2 * H
+    elif app.pattern == "sleeves":
+        alt = Y <= shoulder_y + 0.045 * H
+    elif app.pattern == "centre":
+        alt = np.abs(X - cx) <= 0.055 * H * (0.7 if side else 1.0)
     else:
         alt = None
     colour = app.upper if alt is None else np.where(alt[..., None], app.upper2, app.upper)
@@ -246,7 +135,7 @@ def draw_person(canvas: Canvas, app: Appearance, pose: Pose, labelled: bool = Tr
     elif app.bag == "backpack" and front:
         for sgn in (-1, 1):
             x0 = cx + sgn * 0.075 * H * wf
-            paint(_taper(Y, X, shoulder_y, shoulder_y + 0.2 * H, x0, 0.012 * H, x0, 0.012 * H), app.bag_colour, UPPER)
+            paint(_taper(Y, X, shoulder_y, shoulder_y + 0.2 * H, x0, 0.02 * H, x0, 0.02 * H), app.bag_colour, UPPER)
     if app.bag == "handbag":
         bag_side = app.bag_side * (1 if front else -1)
         bx = cx + bag_side * (waist_hw + 0.035 * H) if not side else cx + pose.facing * 0.02 * H
@@ -278,10 +167,13 @@ def draw_person(canvas: Canvas, app: Appearance, pose: Pose, labelled: bool = Tr
         for sgn in ((-1, 1) if front else (pose.facing,)):
             ex = head_cx + sgn * 0.4 * head_rx if front else head_cx + sgn * 0.5 * head_rx
             paint(_ellipse(Y, X, head_cy, ex, 0.011 * H, 0.009 * H), (30, 25, 25), HEAD)
-    if app.hat is not None:
+    if app.hat is not None and app.hat_style == "beanie":  # a knitted hat down to the brow
+        cap = _ellipse(Y, X, head_cy - 0.25 * head_ry, head_cx, head_ry * 0.95, head_rx * 1.15) & (Y <= head_cy - 0.1 * head_ry)
+        paint(cap, app.hat, HEAD)
+    elif app.hat is not None:  # a cap with a brim
         cap = _ellipse(Y, X, head_cy - 0.3 * head_ry, head_cx, head_ry * 0.85, head_rx * 1.12) & (Y <= head_cy - 0.25 * head_ry)
         brim_x = head_cx + (pose.facing * head_rx * 0.9 if side else 0.0)
-        cap |= _ellipse(Y, X, head_cy - 0.28 * head_ry, brim_x, 0.018 * H, head_rx * (0.9 if side else 1.2))
+        cap |= _ellipse(Y, X, head_cy - 0.28 * head_ry, brim_x, 0.022 * H, head_rx * (0.9 if side else 1.25))
         paint(cap, app.hat, HEAD)
 
     # ---- simple shading: darker towards the silhouette's sides

@@ -10,7 +10,8 @@ from PIL import Image, ImageFilter
 from .canvas import Canvas
 from .occluders import _clip_to_frame, _occlude
 from .options import OCCLUDER_KINDS, SynthOptions
-from .people import Appearance, _sample_pose, draw_person, random_appearance
+from .appearance import Appearance, random_appearance
+from .people import _sample_pose, draw_person
 from .scenes import Camera
 
 
@@ -62,8 +63,7 @@ def render_image(spec: ImageSpec, app: Appearance, cam: Camera, seed: int, opts:
     kind = spec.occlusion
     visible = 1.0
     if kind == "cutoff":  # clipped in every fill, so that the later random draws stay the same
-        clipped, cut_visible = _clip_to_frame(canvas, rng, opts.visible_range, full_area,
-                                              background_img if opts.occluder_fill == "background" else None)
+        clipped, cut_visible = _clip_to_frame(canvas, rng, opts.visible_range, full_area, background_img)
         if opts.occluder_fill != "none":
             canvas, visible = clipped, cut_visible
     elif kind != "none":

@@ -16,7 +16,7 @@ from PIL import Image
 from ...errors import DatasetError
 from .options import (_INCOMPLETE_MARKER, _FORMAT, ANNOTATIONS_NAME, GALLERY_DIR, GENERATOR_VERSION, MANIFEST_NAME,
                       MASK_DIR, OCCLUDER_KINDS, QUERY_DIR, SPLIT_DIRS, TRAIN_DIR, SynthOptions, SynthSummary)
-from .people import Appearance, random_appearance, similar_appearance
+from .appearance import Appearance, IdentityPool, similar_appearance
 from .render import ImageSpec, Rendered, render_image
 from .scenes import make_cameras
 
@@ -32,14 +32,16 @@ def _plan(seed: int, opts: SynthOptions) -> tuple[list[ImageSpec], dict[int, App
               "distractor": sorted(pids[n_train + n_test:].tolist())}
 
     apps: dict[int, Appearance] = {}
+    pools = {"train": IdentityPool(), "test": IdentityPool()}  # the gallery holds test and distractor identities
     for group in ("train", "test", "distractor"):
         earlier: list[int] = []
+        pool = pools["train" if group == "train" else "test"]
         for pid in groups[group]:
             arng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, 4, pid])))
             if earlier and arng.random() < opts.similar_fraction:
                 apps[pid] = similar_appearance(apps[earlier[int(arng.integers(len(earlier)))]], arng)
             else:
-                apps[pid] = random_appearance(arng)
+                apps[pid] = pool.draw(arng)
             earlier.append(pid)
 
     kinds_p = np.asarray(opts.occluder_weights, np.float64)
