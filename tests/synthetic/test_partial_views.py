@@ -2,7 +2,9 @@
 and every region's choice drawn where it can be seen."""
 from __future__ import annotations
 
+import importlib.util
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,3 +74,19 @@ def test_look_alikes_are_not_kept_apart():
     opts = syn.make_options(num_ids=30, num_distractor_ids=0, similar_fraction=1.0)
     _, apps, _ = syn._plan(0, opts)
     assert sum(not syn.region_codes(a) for a in apps.values()) >= 20  # copies carry no region codes
+
+
+def test_the_visible_parts_identify_occluded_queries_far_above_chance(tmp_path, capsys):
+    """benchmarks/demo_probe.py: nearest gallery image by the mean colours of the parts a query shows."""
+    spec = importlib.util.spec_from_file_location(
+        "demo_probe", Path(__file__).resolve().parents[2] / "benchmarks" / "demo_probe.py")
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    root = tmp_path / "ds"
+    summary = syn.generate(root, seed=0, num_ids=30, num_distractor_ids=5, train_images_per_id=2)
+    result = probe.probe(str(root))
+    assert result["all"][1] == summary.counts[syn.QUERY_DIR]
+    assert sum(n for k, (_, n) in result.items() if k != "all") == result["all"][1]
+    gallery_ids = summary.identities["test"] + summary.identities["distractor"]
+    assert result["all"][0] > 3 * 100 / gallery_ids  # chance is one in the gallery's identities
+    assert probe.main([str(root)]) == 0 and "| all occluded |" in capsys.readouterr().out
