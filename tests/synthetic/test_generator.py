@@ -131,30 +131,37 @@ def test_queries_occluded_gallery_mostly_holistic(tiny):
     assert np.mean([area(r) for r in queries]) < np.mean(holistic)
 
 
-def test_cut_off_bodies_are_clipped_boxes_resized_to_the_image():
-    """A body leaving the frame is cropped like a detector box clipped to the frame: the head
-    stays at the top, the person reaches the cut edge, and the crop fills the whole image."""
+def test_cut_off_bodies_keep_their_scale_and_place():
+    """A body leaving the frame is cut at its own scale: the rows below the frame's edge (or the
+    columns past a side edge) are gone, what stays is exactly the holistic image's person there."""
     opts = syn.make_options(**TINY)
     cam = syn.make_cameras(0, opts)[0]
     app = syn.random_appearance(np.random.default_rng(5))
     lo, hi = opts.visible_range
+    bottom_cuts = 0
     for index in range(16):
         holistic = syn.render_image(syn.ImageSpec(index, syn.QUERY_DIR, 1, 1, 1, "none"), app, cam, 0, opts)
         cut = syn.render_image(syn.ImageSpec(index, syn.QUERY_DIR, 1, 1, 1, "cutoff"), app, cam, 0, opts)
         assert cut.image.shape == holistic.image.shape and cut.labels.shape == holistic.labels.shape
         assert lo - 0.05 <= cut.visible <= hi + 0.05
-        person = cut.labels > 0
-        bottom, left, right = person[-1].any(), person[:, 0].any(), person[:, -1].any()
-        assert bottom or left or right  # the body runs into the edge where the box was clipped
-        if bottom and not (left or right):  # cut below: stretched vertically, the head still on top
-            rows = np.nonzero(person.any(axis=1))[0]
-            assert 1 in np.unique(cut.labels[rows[0]:rows[0] + 4])
-            assert person.sum() > cut.visible * holistic.labels.astype(bool).sum()
+        person, whole = cut.labels > 0, holistic.labels > 0
+        assert np.array_equal(cut.labels[person], holistic.labels[person]) and not (person & ~whole).any()
+        rows, cols = np.nonzero(person.any(axis=1))[0], np.nonzero(person.any(axis=0))[0]
+        top_rows = np.zeros_like(whole)
+        top_rows[:rows[-1] + 1] = True
+        side = np.zeros_like(whole)
+        side[:, cols[0]:cols[-1] + 1] = True
+        # what stays is the whole person above the frame's bottom edge, or within its side edges
+        assert np.array_equal(person, whole & top_rows) or np.array_equal(person, whole & side)
+        if np.array_equal(person, whole & top_rows):
+            bottom_cuts += 1
+            assert 1 in np.unique(cut.labels[rows[0]:rows[0] + 4])  # the head on top
+    assert bottom_cuts >= 6
 
 
 def test_occluder_fills_hide_the_same_pixels_or_none():
     """The diagnostic fills keep every random draw: "background" hides exactly the body pixels the
-    object hides, showing the background there instead (a frame cut keeps the body's scale);
+    object hides, showing the background there instead (a frame cut is drawn the same);
     "none" is the unoccluded image."""
     cam = syn.make_cameras(0, syn.make_options(**TINY))[0]
     app = syn.random_appearance(np.random.default_rng(8))
@@ -164,11 +171,9 @@ def test_occluder_fills_hide_the_same_pixels_or_none():
                          for fill in syn.OCCLUDER_FILLS)
         holistic = syn.render_image(dataclasses.replace(spec, occlusion="none"), app, cam, 0, syn.make_options(**TINY))
         assert np.array_equal(none.labels, holistic.labels) and none.visible == 1.0
-        if kind == "cutoff":  # the unstretched cut keeps the visible rows or columns as they were
-            person = bg.labels > 0
+        if kind == "cutoff":  # the frame is the occluder: painted as background it is the same image
             assert bg.visible == obj.visible < 1.0
-            assert np.array_equal(bg.labels[person], holistic.labels[person])
-            assert np.count_nonzero(person) < np.count_nonzero(obj.labels)  # the clipped box is stretched
+            assert np.array_equal(bg.labels, obj.labels) and np.array_equal(bg.image, obj.image)
             continue
         assert np.array_equal(bg.labels, obj.labels) and bg.visible == obj.visible < 1.0
         assert not np.array_equal(bg.image, obj.image)
@@ -229,10 +234,10 @@ def test_interrupted_generation_is_redone(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(syn, "render_image", failing)
+    monkeypatch.setattr(syn.writer, "render_image", failing)  # the name generate() calls
     with pytest.raises(KeyboardInterrupt):
         syn.generate(root, seed=0, **TINY)
-    monkeypatch.setattr(syn, "render_image", real)
+    monkeypatch.setattr(syn.writer, "render_image", real)
     assert syn.dataset_status(root) == "incomplete"
     summary = syn.ensure_dataset(root, seed=0, **TINY)
     assert syn.dataset_status(root) == "complete"
