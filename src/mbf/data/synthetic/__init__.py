@@ -17,7 +17,7 @@ the way Occluded-Duke queries are: by objects (cars, poles, boxes, bushes, barri
 another pedestrian in front, or by the frame cutting the body off; objects carry clothing
 colours, so they mislead a feature that does not tell person from occluder.
 
-Part labels follow the parser's merged classes (see METHOD.md section 3): 0 background,
+Part labels follow the parser's merged classes (see docs/METHOD.md, section 3): 0 background,
 1 head (face, hair, hat, neck), 2 upper body (torso, arms, bags), 3 lower body (trousers,
 shorts, skirts), 4 shoes; bare legs are background, as the parser's leg->background merge
 makes them; every pixel of an occluder (objects and other people) is 0.

@@ -5,6 +5,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from ...errors import DatasetError
+from ...parts import BACKGROUND, HEAD, LOWER, SHOES, UPPER  # noqa: F401  (the part labels, re-exported)
 
 # 2: distinct colours, no look-alikes, milder occlusion; 3: cut-off bodies as clipped boxes; 4: identities kept
 # apart region by region (coarse layouts, hats, bags, shoes), occluders in clothing colours, cut-offs at body scale
@@ -18,8 +19,6 @@ ANNOTATIONS_NAME = "annotations.csv"
 _INCOMPLETE_MARKER = ".synthetic_incomplete"
 _FORMAT = "mbf-synthetic"
 
-# part labels of the merged parser classes (mirrors mbf.parsing.labels)
-BACKGROUND, HEAD, UPPER, LOWER, SHOES = 0, 1, 2, 3, 4
 
 OCCLUDER_KINDS = ("car", "pole", "box", "bush", "barrier", "person", "cutoff")
 # how an occluder is drawn: "object" (the dataset); "background" paints its pixels with the
