@@ -1,7 +1,6 @@
 """benchmarks/demo_breakdown.py on a very small synthetic set with an untrained tiny MBF."""
 from __future__ import annotations
 
-import importlib.util
 import re
 
 import torch
@@ -10,17 +9,12 @@ from mbf.config import load_config
 from mbf.engine.datasets import load_dataset
 from mbf.modeling import build_model
 
-from .conftest import REPO, TINY_CONFIG
+from .conftest import TINY_CONFIG
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("demo_breakdown", REPO / "benchmarks" / "demo_breakdown.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
-
-def test_breakdown_scores_the_queries_as_generated_painted_over_and_without_occluders(tiny_opts, tmp_path, capsys):
+def test_breakdown_scores_the_queries_as_generated_painted_over_and_without_occluders(tiny_opts, tmp_path, capsys,
+                                                                                     benchmark_script):
     opts = tiny_opts()
     cfg = load_config(TINY_CONFIG, opts)
     data = load_dataset(cfg, verbose=False)
@@ -29,7 +23,8 @@ def test_breakdown_scores_the_queries_as_generated_painted_over_and_without_occl
     weights = tmp_path / "untrained.pth"
     torch.save(model.state_dict(), weights)
 
-    assert _script().main(["--config_file", str(TINY_CONFIG), "--weights", str(weights), "--fills", *opts]) == 0
+    breakdown = benchmark_script("demo_breakdown")
+    assert breakdown.main(["--config_file", str(TINY_CONFIG), "--weights", str(weights), "--fills", *opts]) == 0
     tables = [line for line in capsys.readouterr().out.splitlines() if line.startswith("|")]  # not log lines
     split = next(i for i, line in enumerate(tables) if line.startswith("| queries (R1 / mAP)"))
     first, (header, _, *rows) = "\n".join(tables[:split]), tables[split:]

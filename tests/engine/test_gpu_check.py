@@ -1,22 +1,15 @@
 """benchmarks/gpu_check.py --dry-run: the prepared GPU check runs its code paths on the CPU."""
 from __future__ import annotations
 
-import importlib.util
 import json
 
-from .conftest import REPO
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "benchmarks" / "gpu_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
-
-def test_the_dry_run_covers_every_check_and_writes_json_and_rows(small_synthetic_root, tmp_path):
+def test_the_dry_run_covers_every_check_and_writes_json_and_rows(small_synthetic_root, tmp_path,
+                                                                 benchmark_script):
     out, rows = tmp_path / "check.json", tmp_path / "rows.md"
-    code = _script().main(["--dry-run", "--out", str(out), "--rows", str(rows), "--work", str(tmp_path / "work"),
+    code = benchmark_script("gpu_check").main(["--dry-run", "--out", str(out), "--rows", str(rows), "--work", str(tmp_path / "work"),
                            "--root", str(small_synthetic_root)])
     assert code == 0
     report = json.loads(out.read_text())

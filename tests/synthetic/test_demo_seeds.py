@@ -1,22 +1,15 @@
 """benchmarks/demo_seeds.py: one folder per (model, pair), finished runs reused, mean and spread tabled."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("demo_seeds", REPO / "benchmarks" / "demo_seeds.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
-
-def test_each_run_gets_its_folder_and_dataset_and_finished_runs_are_reused(tmp_path, monkeypatch, capsys):
-    demo = _script()
+def test_each_run_gets_its_folder_and_dataset_and_finished_runs_are_reused(tmp_path, monkeypatch, capsys, benchmark_script):
+    demo = benchmark_script("demo_seeds")
     scores = {("mbf", 1): 0.70, ("mbf", 2): 0.60, ("baseline", 1): 0.50, ("baseline", 2): 0.58}
     commands = []
 
@@ -51,8 +44,8 @@ def test_each_run_gets_its_folder_and_dataset_and_finished_runs_are_reused(tmp_p
     assert commands == []
 
 
-def test_table_only_marks_what_was_not_run(tmp_path, capsys):
-    demo = _script()
+def test_table_only_marks_what_was_not_run(tmp_path, capsys, benchmark_script):
+    demo = benchmark_script("demo_seeds")
     folder = tmp_path / "mbf_s1234_d0"
     folder.mkdir()
     (folder / "results.json").write_text(json.dumps({"rank1": 0.5, "mAP": 0.4}))

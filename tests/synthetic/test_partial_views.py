@@ -2,9 +2,7 @@
 and every region's choice drawn where it can be seen."""
 from __future__ import annotations
 
-import importlib.util
 import itertools
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -76,12 +74,9 @@ def test_look_alikes_are_not_kept_apart():
     assert sum(not syn.region_codes(a) for a in apps.values()) >= 20  # copies carry no region codes
 
 
-def test_the_visible_parts_identify_occluded_queries_far_above_chance(tmp_path, capsys):
+def test_the_visible_parts_identify_occluded_queries_far_above_chance(tmp_path, capsys, benchmark_script):
     """benchmarks/demo_probe.py: nearest gallery image by the mean colours of the parts a query shows."""
-    spec = importlib.util.spec_from_file_location(
-        "demo_probe", Path(__file__).resolve().parents[2] / "benchmarks" / "demo_probe.py")
-    probe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(probe)
+    probe = benchmark_script("demo_probe")
     root = tmp_path / "ds"
     summary = syn.generate(root, seed=0, num_ids=30, num_distractor_ids=5, train_images_per_id=2)
     result = probe.probe(str(root))
