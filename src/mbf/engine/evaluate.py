@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..errors import ConfigError, DatasetError
+from ..errors import ConfigError
 from ..modeling import build_model_from_checkpoint
 from .evaluation_sets import evaluate_sets, load_evaluation_sets, per_set_entries
 from .inference import write_results
@@ -45,12 +45,7 @@ def run_test(cfg, config_file: str = ""):
     precision = inference_precision(cfg.TEST.AMP, cfg.TEST.AMP_DTYPE, device)
     seed_everything(cfg.SOLVER.SEED)
     model = build_model_from_checkpoint(cfg, weights, num_views=1)  # no dataset read here has view labels
-    try:
-        test_sets = load_evaluation_sets(cfg, model)  # every set read and checked before any output
-    except DatasetError as exc:
-        if "camera" in str(exc):
-            raise DatasetError(f"{weights}: {exc}") from None
-        raise
+    test_sets = load_evaluation_sets(cfg, model, weights=weights)  # every set read and checked before any output
     model.to(device)
 
     output_dir = test_folder(cfg.OUTPUT_DIR, weights)

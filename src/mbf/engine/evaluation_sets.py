@@ -23,19 +23,20 @@ def model_cameras(model: nn.Module) -> int:
     return int(getattr(backbone, "num_cameras", 0) or 0)
 
 
-def check_cameras(name: str, dataset, model: nn.Module) -> None:
-    """A DatasetError when a test set has cameras that the model's camera embedding lacks."""
+def check_cameras(name: str, dataset, model: nn.Module, weights: str = "") -> None:
+    """A DatasetError when a test set has cameras that the model's camera embedding lacks;
+    ``weights`` (the checkpoint the model came from) is named in the message when given."""
     count = model_cameras(model)
     cams = {item.camid for item in list(dataset.query) + list(dataset.gallery)}
     if count and cams and max(cams) >= count:
         raise DatasetError(
-            f"the model's camera table (MODEL.SIE_CAMERA) has {count} cameras, but test set {name!r} uses "
+            f"{weights + ': ' if weights else ''}the model's camera table (MODEL.SIE_CAMERA) has {count} cameras, but test set {name!r} uses "
             f"{max(cams) + 1} (camera ids up to {max(cams)}); evaluate it with a model trained on as many cameras, "
             "or one without SIE_CAMERA"
         )
 
 
-def load_evaluation_sets(cfg, model: nn.Module, datasets: dict | None = None) -> dict:
+def load_evaluation_sets(cfg, model: nn.Module, datasets: dict | None = None, weights: str = "") -> dict:
     """``{name: dataset}`` for every set to evaluate, each checked against the model's cameras.
 
     ``datasets``: sets already built, by name (reused). Building all of them up front means a
@@ -45,7 +46,7 @@ def load_evaluation_sets(cfg, model: nn.Module, datasets: dict | None = None) ->
     for name in evaluation_set_names(cfg):
         if name not in datasets:
             datasets[name] = load_test_set(cfg, name)
-        check_cameras(name, datasets[name], model)
+        check_cameras(name, datasets[name], model, weights)
     return datasets
 
 

@@ -104,7 +104,6 @@ class Checkpoints(Hook):
     def after_epoch(self, trainer, epoch: int, record: dict) -> None:
         if not self.dist.is_main:
             return
-        trainer.history.append(record)
         atomic_save(trainer.state(epoch), self.output_dir / LAST)
         if epoch % self.period == 0 or epoch == self.max_epochs:
             atomic_save(unwrap(trainer.model).state_dict(), self.weights_path(epoch))
@@ -136,7 +135,7 @@ class FinalEvaluation(Hook):
 
     def __init__(self, evaluate_sets: Callable, periodic: PeriodicEvaluation, checkpoints: Checkpoints,
                  output_dir: Path, config_file: str, max_epochs: int, dist: DistInfo, train_name: str,
-                 pictures: bool, part_pictures: Callable | None, per_set_entries: Callable):
+                 pictures: bool, part_pictures: Callable, per_set_entries: Callable):
         self.evaluate_sets, self.periodic, self.checkpoints = evaluate_sets, periodic, checkpoints
         self.output_dir, self.config_file, self.max_epochs, self.dist = output_dir, config_file, max_epochs, dist
         self.train_name, self.pictures, self.part_pictures = train_name, pictures, part_pictures
@@ -162,5 +161,4 @@ class FinalEvaluation(Hook):
         plot_training_curve(trainer.history, self.output_dir / "training_curve.png")
         if self.pictures:
             write_retrieval_picture(self.output_dir / "retrieval.png", self.result)
-            if self.part_pictures is not None:
-                self.part_pictures(model)
+            self.part_pictures(model)

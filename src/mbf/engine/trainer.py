@@ -166,6 +166,7 @@ class Trainer:
             log.info("training already finished (%d epochs); evaluating the final model", self.max_epochs)
         for epoch in range(self.start_epoch, self.max_epochs + 1):
             record = self.train_epoch(epoch)
+            self.history.append(record)  # hooks may add to the record (evaluation metrics)
             for hook in self.hooks:
                 hook.after_epoch(self, epoch, record)
             barrier(self.dist)
@@ -217,9 +218,9 @@ def build_trainer(cfg, config_file: str = "", resume: bool = False, overwrite: b
     hooks: list[Hook] = [EpochSeed(s.SEED, device, dist.rank), LRSchedule(build_scheduler(cfg, optimizer)),
                          periodic, checkpoints]
     if dist.is_main:
-        part_pictures = None
-        if hasattr(model, "part_probabilities"):
-            part_pictures = functools.partial(_part_pictures, cfg, output_dir / "part_masks.png", dataset.query, device)
+        # draws nothing for a model without parts (the global baseline)
+        part_pictures = functools.partial(write_part_masks_picture, output_dir / "part_masks.png", cfg,
+                                          items=dataset.query, device=device)
         hooks += [TensorBoard(output_dir / "tensorboard"), FinalEvaluation(
             functools.partial(evaluate_sets, cfg, device=device, datasets=test_sets), periodic, checkpoints,
             output_dir, config_file, max_epochs, dist, cfg.DATASETS.NAMES,
@@ -233,10 +234,6 @@ def build_trainer(cfg, config_file: str = "", resume: bool = False, overwrite: b
     if dist.is_main:
         _write_records(cfg, config_file, trainer, start, overwrite)
     return trainer
-
-
-def _part_pictures(cfg, path: Path, items: list, device: torch.device, model: nn.Module) -> None:
-    write_part_masks_picture(path, cfg, model, items, device)
 
 
 def _write_records(cfg, config_file: str, trainer: Trainer, start: RunStart, overwrite: bool) -> None:
