@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from mbf.data.synthetic import DATASET_DIR_NAME, ensure_dataset, generate  # noq
 from mbf.engine.inference import evaluate_model  # noqa: E402
 from mbf.engine.optim import build_optimizer  # noqa: E402
 from mbf.engine.precision import inference_precision  # noqa: E402
+from mbf.engine.run_folder import environment  # noqa: E402
 from mbf.modeling import MBFStep  # noqa: E402
 from mbf.engine.trainer import build_trainer  # noqa: E402
 from mbf.losses import build_criterion  # noqa: E402
@@ -169,7 +169,8 @@ class Check:
 def rows(report: dict) -> str:
     """The docs/BENCHMARKS.md rows of one run."""
     env, lines = report["environment"], []
-    lines.append(f"Machine: {env['gpu'] or env['cpu']}, torch {env['torch']}, CUDA {env['cuda']}"
+    machine = env["gpus"][0] if env["device"].startswith("cuda") else env["platform"]
+    lines.append(f"Machine: {machine}, torch {env['torch']}, CUDA {env['cuda']}"
                  + (" (dry run: the numbers mean nothing)" if report["dry_run"] else ""))
     lines += ["", "| check | result |", "| --- | --- |"]
     for dtype, r in report["train_amp"].items():
@@ -212,9 +213,7 @@ def main(argv=None) -> int:
     report = {"dry_run": check.dry, "train_amp": train, "test_amp": check.test_amp(trainer),
               "nccl": check.nccl(), "parser": check.parser()}
     report["seconds"] = time.perf_counter() - start
-    report["environment"] = {"torch": torch.__version__, "cuda": torch.version.cuda, "cpu": platform.processor()
-                             or platform.machine(), "gpu": torch.cuda.get_device_name(0) if check.device.type == "cuda"
-                             else None}
+    report["environment"] = environment(check.device)  # what a run folder records as environment.json
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     table = rows(report)
     if args.rows:
