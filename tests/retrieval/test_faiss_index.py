@@ -5,8 +5,10 @@ import pytest
 from mbf.cli import main
 from mbf.errors import InputError
 from mbf.retrieval import Gallery
-from mbf.retrieval.faiss_index import SearchIndex, build_index
-from mbf.retrieval.gallery import exact_search
+from mbf.retrieval.faiss_index import IvfPqParams, SearchIndex, build_index, rescore
+from mbf.retrieval.gallery import NpyRows, exact_search
+
+from .test_extract_search import last_table
 
 
 def clustered(n, dim, views=4, seed=0, normalise=True, rank=None):
@@ -55,7 +57,7 @@ def test_ivfpq_index_finds_the_exact_neighbours_and_survives_a_round_trip(tmp_pa
     assert recall >= 0.9
     assert index.memory_bytes() < x.nbytes / 2  # compressed
     # re-scored from the full descriptors, the candidates give the exact neighbours and distances
-    d_exact, i_exact = index.search(queries, 10, rerank=x, k_factor=30)
+    d_exact, i_exact = index.search(queries, 10, rerank=x, rerank_factor=30)
     recall_exact = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(i_exact, exact)])
     assert recall_exact > recall and recall_exact >= 0.95
     own = ((x[i_exact].astype(np.float64) - queries[:, None].astype(np.float64)) ** 2).sum(-1)
@@ -73,6 +75,15 @@ def test_ivfpq_index_finds_the_exact_neighbours_and_survives_a_round_trip(tmp_pa
         build_index(Gallery(x[:50], gallery.paths[:50]), "ivfpq")
 
 
+def test_default_parameters_visit_a_fixed_share_of_the_lists_as_the_gallery_grows():
+    small, medium, large = (IvfPqParams.defaults(n, 6912) for n in (6000, 200_000, 1_000_000))
+    assert (small.nlist, small.nprobe) == (77, 16)  # at least 16 lists
+    assert (medium.nlist, medium.nprobe) == (447, 32)
+    assert (large.nlist, large.nprobe, large.pca, large.m) == (1000, 64, 512, 32)  # docs/BENCHMARKS.md's million
+    assert IvfPqParams.defaults(200_000, 6912, nprobe=8).nprobe == 8  # given: kept
+    assert large.rerank_factor == 2 and large.k_factor == 16
+
+
 def test_index_command_then_search_prints_the_gallery_results(tiny, capsys):
     weights = tiny.weights()
     paths = tiny.images("gallery", 6)
@@ -82,11 +93,76 @@ def test_index_command_then_search_prints_the_gallery_results(tiny, capsys):
     tables = []
     for source in ("g.npz", "idx"):
         assert main(["search", "--gallery", str(tiny.tmp / source), "--query", paths[2], "--topk", "4"]) == 0
-        out = capsys.readouterr().out.splitlines()
-        tables.append([line.split() for line in out[[line.split() for line in out].index(["rank", "distance", "path"]) + 1:]])
+        tables.append(last_table(capsys.readouterr().out))
     assert [r[2] for r in tables[0]] == [r[2] for r in tables[1]] and tables[0][0][2] == paths[2]
     np.testing.assert_allclose([float(r[1]) for r in tables[0]], [float(r[1]) for r in tables[1]], atol=2e-4)
     assert main(["index", "--gallery", str(tiny.tmp / "g.npz"), "--out", str(tiny.tmp / "idx")]) == 2
     assert "already exists" in capsys.readouterr().err
     assert main(["index", "--gallery", str(tiny.tmp / "g.npz"), "--out", str(tiny.tmp / "idx2"), "--kind", "ivfpq"]) == 2
     assert "--kind flat" in capsys.readouterr().err and not (tiny.tmp / "idx2").exists()
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_gallery_rows_reads_exactly_the_rows_asked_for(tmp_path, dtype):
+    x = clustered(300, 24).astype(dtype)
+    np.save(tmp_path / "feats.npy", x)
+    (tmp_path / "paths.txt").write_text("\n".join(f"img{i}.jpg" for i in range(len(x))))
+    (tmp_path / "gallery.json").write_text("{}")
+    rows = Gallery.load(tmp_path).rows()
+    assert isinstance(rows, NpyRows) and rows.shape == x.shape
+    wanted = np.array([0, 3, 4, 150, 299])
+    np.testing.assert_array_equal(rows[wanted], x[wanted])
+    assert rows[np.array([], dtype=np.int64)].shape == (0, 24)
+    with pytest.raises(IndexError, match="300 rows"):
+        rows[np.array([300])]
+    in_memory = Gallery(x, [f"img{i}.jpg" for i in range(len(x))])
+    assert in_memory.rows() is x  # an .npz gallery is already in memory
+    (tmp_path / "bad.npy").write_bytes(b"not a numpy file")
+    with pytest.raises(InputError, match="bad.npy"):
+        NpyRows(tmp_path / "bad.npy")
+
+
+def test_rescore_reads_each_candidate_once_and_keeps_missing_ones_last():
+    x = clustered(200, 16)
+    q = clustered(200, 16, seed=1)[:3]
+    candidates = np.array([[5, 9, 0, -1], [1, 2, 3, 4], [9, 7, -1, -1]])
+
+    class Counting:
+        shape, reads = x.shape, []
+
+        def __getitem__(self, rows):
+            self.reads.append(np.asarray(rows))
+            return x[rows]
+
+    feats = Counting()
+    dist, idx = rescore(q, candidates, feats, 3)
+    np.testing.assert_array_equal(feats.reads, [[0, 1, 2, 3, 4, 5, 7, 9]])  # one sorted read per block
+    for row, cand in enumerate(candidates):
+        real = [c for c in cand if c >= 0]
+        own = ((x[real] - q[row]) ** 2).sum(1)
+        expect = [real[i] for i in np.argsort(own, kind="stable")][:3]
+        assert list(idx[row][: len(expect)]) == expect
+        np.testing.assert_allclose(dist[row][: len(expect)], np.sort(own)[:3], atol=1e-5)
+    assert idx[2, 2] == -1 and np.isinf(dist[2, 2])  # only two real candidates
+
+
+def test_search_rerank_on_an_ivfpq_index_prints_the_exact_results(tiny, capsys):
+    weights = tiny.weights()
+    paths = tiny.images("gallery", 6)
+    assert tiny.extract(weights, tiny.tmp / "gallery", tiny.tmp / "g6") == 0
+    small = Gallery.load(tiny.tmp / "g6")
+    # the six real descriptors among 1,194 random ones: enough rows to train an ivfpq index
+    big = tiny.tmp / "big"
+    big.mkdir()
+    filler = clustered(1194, small.dim, seed=3)
+    np.save(big / "feats.npy", np.concatenate([np.asarray(small.feats), filler]).astype(np.float16))
+    (big / "paths.txt").write_text("\n".join(small.paths + [f"filler{i}.jpg" for i in range(len(filler))]))
+    (big / "gallery.json").write_text((tiny.tmp / "g6" / "gallery.json").read_text())
+    assert main(["index", "--gallery", str(big), "--out", str(tiny.tmp / "idx"), "--kind", "ivfpq"]) == 0
+    capsys.readouterr()
+    tables = []
+    for source, extra in (("big", []), ("idx", ["--rerank", "--rerank_factor", "5"])):
+        assert main(["search", "--gallery", str(tiny.tmp / source), "--query", paths[3], "--topk", "3", *extra]) == 0
+        tables.append(last_table(capsys.readouterr().out))
+    assert tables[1][0][2] == paths[3] and [r[2] for r in tables[0]] == [r[2] for r in tables[1]]
+    np.testing.assert_allclose([float(r[1]) for r in tables[0]], [float(r[1]) for r in tables[1]], atol=2e-4)

@@ -21,8 +21,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--pca", type=int, default=None, help="ivfpq: projected dims (default 512 when D > 512, 0: none)")
     parser.add_argument("--nlist", type=int, default=None, help="ivfpq: inverted lists (default sqrt(N))")
     parser.add_argument("--pq_m", type=int, default=None, help="ivfpq: PQ bytes per descriptor (default width/16)")
-    parser.add_argument("--nprobe", type=int, default=None, help="ivfpq: lists visited per query (default 16)")
-    parser.add_argument("--k_factor", type=int, default=None, help="ivfpq: candidates re-scored per result (default 16)")
+    parser.add_argument("--nprobe", type=int, default=None,
+                        help="ivfpq: lists visited per query (default: nlist / 16 as a power of two, at least 16)")
+    parser.add_argument("--k_factor", type=int, default=None,
+                        help="ivfpq: codes re-scored with the 8-bit copies, per result (default 16)")
+    parser.add_argument("--rerank_factor", type=int, default=None,
+                        help="ivfpq: candidates `mbf search --rerank` re-scores exactly, per result (default 2)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing index folder")
 
 
@@ -39,7 +43,7 @@ def run(args) -> int:
         raise InputError(f"index {args.out} already exists (pass --overwrite to replace it)")
     start = time.perf_counter()
     index = build_index(gallery, args.kind, pca=args.pca, nlist=args.nlist, m=args.pq_m, nprobe=args.nprobe,
-                        k_factor=args.k_factor)
+                        k_factor=args.k_factor, rerank_factor=args.rerank_factor)
     out = index.save(args.out, gallery.paths, args.overwrite)
     log.info("%s index of %d descriptors (%d-d) written to %s in %.1f s, %.1f MiB", args.kind, index.ntotal,
              gallery.dim, out, time.perf_counter() - start, index.memory_bytes() / 2**20)

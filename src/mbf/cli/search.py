@@ -19,8 +19,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--config_file", default=None, help="config of the model (default: the gallery's)")
     parser.add_argument("--weights", default=None, help="model weights or .onnx (default: the gallery's)")
     parser.add_argument("--nprobe", type=int, default=None, help="ivfpq index: lists visited (default: the index's)")
+    parser.add_argument("--k_factor", type=int, default=None,
+                        help="ivfpq index: codes re-scored with its 8-bit copies, per result (default: the index's)")
     parser.add_argument("--rerank", action="store_true",
-                        help="ivfpq index: re-score its candidates exactly from the gallery it was built from")
+                        help="ivfpq index: re-score its best candidates exactly from the gallery it was built from")
+    parser.add_argument("--rerank_factor", type=int, default=None,
+                        help="with --rerank: candidates re-scored, per result (default: the index's)")
     parser.add_argument("opts", nargs=argparse.REMAINDER, default=[],
                         help="with --config_file: its overrides KEY VALUE [KEY VALUE ...]")
 
@@ -37,11 +41,12 @@ def run(args) -> int:
         raise InputError(f"--topk must be at least 1, got {args.topk}")
     if SearchIndex.is_index(args.gallery):
         searcher = SearchIndex.load(args.gallery)
-        meta, dim, kwargs = searcher.meta["gallery"], searcher.dim, {"nprobe": args.nprobe}
+        meta, dim = searcher.meta["gallery"], searcher.dim
+        kwargs = {"nprobe": args.nprobe, "k_factor": args.k_factor, "rerank_factor": args.rerank_factor}
         if args.rerank:
             if not meta.get("source"):
                 raise InputError(f"{args.gallery} does not record its gallery, so --rerank cannot read it")
-            kwargs["rerank"] = Gallery.load(meta["source"]).feats
+            kwargs["rerank"] = Gallery.load(meta["source"]).rows()
     else:
         if args.rerank:
             raise InputError("--rerank applies to an ivfpq index; a gallery is searched exactly anyway")

@@ -7,11 +7,13 @@ Two kinds:
 - ``ivfpq``: approximate and compressed, for galleries that do not fit in memory. The
   descriptors are first projected on their ``pca`` leading principal components (fitted on a
   sample), then an inverted file of ``nlist`` lists holds product-quantised codes (``m``
-  bytes each), and the ``k_factor * k`` best candidates are re-scored with 8-bit scalar-quantised
-  copies of the projected descriptors (``pca`` bytes each). Memory per descriptor: about
-  m + pca + 8 bytes (552 for the defaults at 6,912-d), against 4 x D for the raw float32.
-  The projection drops what lies outside the leading components; ``rerank`` (``mbf search
-  --rerank``) re-scores the candidates exactly from the gallery's descriptors on disk instead.
+  bytes each); a query visits ``nprobe`` lists, and the ``k_factor * k`` best codes are
+  re-scored with 8-bit scalar-quantised copies of the projected descriptors (``pca`` bytes
+  each). Memory per descriptor: about m + pca + 8 bytes (552 for the defaults at 6,912-d),
+  against 4 x D for the raw float32. The projection drops what lies outside the leading
+  components, which can decide near-ties; ``rerank`` (``mbf search --rerank``) re-scores the
+  ``rerank_factor * k`` best exactly from the gallery's descriptors on disk, reading only
+  those rows (docs/BENCHMARKS.md measures both at a million descriptors).
 
 An index folder holds ``index.faiss``, ``index.json`` (kind, parameters, the gallery's model
 and config, so a query is embedded the same way), ``paths.txt`` and, with PCA, ``pca.npz``.
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 
 KINDS = ("flat", "ivfpq")
 INDEX_JSON = "index.json"
+NPROBE_SHARE = 16  # the default nprobe visits about 1 / NPROBE_SHARE of the lists
 MIN_IVFPQ = 1000  # descriptors below which the approximate index is not worth (or able) to train
 
 
@@ -55,8 +58,9 @@ class IvfPqParams:
     nlist: int = 1024
     m: int = 32  # PQ bytes per descriptor
     nbits: int = 8
-    k_factor: int = 16  # candidates re-scored per result
-    nprobe: int = 16  # lists visited per query
+    k_factor: int = 16  # codes re-scored with the 8-bit copies, per result
+    nprobe: int = 16  # lists visited per query (default: nlist / 16 as a power of two, at least 16)
+    rerank_factor: int = 2  # with rerank: candidates re-scored from the gallery's descriptors, per result
     train_size: int = 50_000
     pca_sample: int = 8_192
 
@@ -79,6 +83,8 @@ class IvfPqParams:
             p.m = max(d for d in range(1, max(1, width // 16) + 1) if width % d == 0)
         if width % p.m:
             raise InputError(f"--pq_m {p.m} must divide the indexed width {width}")
+        if "nprobe" not in given:  # a fixed share of the lists keeps recall as the gallery grows
+            p.nprobe = min(p.nlist, max(16, 2 ** round(math.log2(max(p.nlist / NPROBE_SHARE, 1)))))
         if "nbits" not in given:
             p.nbits = int(min(8, max(4, math.floor(math.log2(train / 39)))))
         if p.nlist > train or 2 ** p.nbits > train:
@@ -198,12 +204,13 @@ class SearchIndex:
 
     # ------------------------------------------------------------------ search
     def search(self, queries: np.ndarray, topk: int, nprobe: int | None = None, k_factor: int | None = None,
-               rerank: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+               rerank=None, rerank_factor: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Squared Euclidean distances and gallery indices [Q, k] (-1 where fewer were found).
 
-        ``rerank``: the gallery's descriptors (e.g. the memory-mapped ``feats.npy`` of a folder
-        gallery); the ``k_factor * k`` candidates of an ``ivfpq`` index are then re-scored exactly
-        from them, reading only those rows.
+        ``ivfpq``: ``nprobe`` lists are visited and their ``k_factor * k`` best product-quantised
+        codes re-scored with the 8-bit copies (None: the index's parameters). ``rerank``: the
+        gallery's descriptors (e.g. :meth:`Gallery.rows` of the folder gallery it was built
+        from); the ``rerank_factor * k`` best by the 8-bit copies are then re-scored exactly.
         """
         faiss = _faiss()
         if topk < 1:
@@ -212,14 +219,14 @@ class SearchIndex:
         k = min(topk, self.ntotal)
         if self.meta["kind"] == "ivfpq":
             params = self.meta["params"]
-            factor = int(k_factor or params["k_factor"])
             faiss.extract_index_ivf(self.index).nprobe = int(nprobe or params["nprobe"])
-            faiss.downcast_index(self.index).k_factor = float(factor)
+            faiss.downcast_index(self.index).k_factor = float(k_factor or params["k_factor"])
             projected = self.pca(q) if self.pca else q
             if rerank is not None:
                 if rerank.shape != (self.ntotal, self.dim):
                     raise InputError(f"re-ranking needs the {self.ntotal} x {self.dim} gallery descriptors, "
                                      f"got {tuple(rerank.shape)}")
+                factor = int(rerank_factor or params.get("rerank_factor", IvfPqParams.rerank_factor))
                 _, candidates = self.index.search(projected, min(k * factor, self.ntotal))
                 return rescore(q, candidates, rerank, k)
             q = projected
@@ -233,19 +240,31 @@ class SearchIndex:
         return [[(self.paths[i], float(d)) for d, i in zip(drow, irow) if i >= 0] for drow, irow in zip(dist, idx)]
 
 
-def rescore(queries: np.ndarray, candidates: np.ndarray, feats: np.ndarray, k: int,
-            block: int = 16) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` nearest of each query's candidate rows by exact squared Euclidean distance."""
+def rescore(queries: np.ndarray, candidates: np.ndarray, feats, k: int,
+            block: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest of each query's candidate rows by exact squared Euclidean distance.
+
+    ``feats`` is indexed with sorted row numbers (an array, a memory map or a
+    :class:`~mbf.retrieval.gallery.NpyRows`): a block of queries reads the union of its
+    candidates once and scores it with one matrix product.
+    """
     dist = np.full((len(queries), k), np.inf, np.float32)
     idx = np.full((len(queries), k), -1, np.int64)
-    for s in range(0, len(queries), block):  # a block of queries: their candidates read once, in row order
+    for s in range(0, len(queries), block):
         cand = candidates[s:s + block]
-        rows, where = np.unique(np.where(cand >= 0, cand, 0), return_inverse=True)
-        vecs = np.asarray(feats[rows], dtype=np.float32)[where.reshape(cand.shape)]  # [b, C, D]
-        d = ((vecs - queries[s:s + block, None, :]) ** 2).sum(-1)
-        d[cand < 0] = np.inf
+        valid = cand >= 0  # -1: fewer candidates than asked for
+        rows, inverse = np.unique(cand[valid], return_inverse=True)
+        where = np.zeros(cand.shape, np.int64)
+        where[valid] = inverse.reshape(-1)
+        vecs = np.asarray(feats[rows], dtype=np.float32)  # [U, D]
+        q = queries[s:s + block]
+        # |q - x|^2 in NumPy, like the FAISS calls around it: a torch kernel here would wake a second
+        # OpenMP thread pool that fights FAISS's for the cores (4x slower single queries on 2 cores)
+        d = (q * q).sum(1)[:, None] + (vecs * vecs).sum(1)[None, :] - 2.0 * (q @ vecs.T)  # [b, U]
+        d = np.take_along_axis(d, where, 1) if len(rows) else np.zeros(cand.shape, np.float32)
+        d[~valid] = np.inf
         order = np.argsort(d, axis=1, kind="stable")[:, :k]
-        dist[s:s + block, : order.shape[1]] = np.take_along_axis(d, order, 1)
+        dist[s:s + block, : order.shape[1]] = np.maximum(np.take_along_axis(d, order, 1), 0.0)
         idx[s:s + block, : order.shape[1]] = np.take_along_axis(cand, order, 1)
     return dist, idx
 

@@ -47,6 +47,13 @@ class Gallery:
         return {"config_file": self.config_file, "weights": self.weights, "opts": list(self.opts),
                 "feat_norm": self.feat_norm, "dim": self.dim, "count": len(self)}
 
+    def rows(self) -> "np.ndarray | NpyRows":
+        """Random access to single rows: a folder gallery's ``feats.npy`` read row by row with
+        ``pread`` (only the bytes asked for, no read-ahead mapped into this process), else the array."""
+        if self.source and Path(self.source).is_dir():
+            return NpyRows(Path(self.source) / "feats.npy")
+        return self.feats
+
     def chunks(self, size: int = SEARCH_CHUNK):
         """(start, float32 block) over the gallery, ``size`` rows at a time."""
         for start in range(0, len(self), size):
@@ -94,6 +101,53 @@ class Gallery:
     def results(self, queries: np.ndarray, topk: int) -> list[list[tuple[str, float]]]:
         dist, idx = self.search(queries, topk)
         return [[(self.paths[i], float(d)) for d, i in zip(drow, irow) if i >= 0] for drow, irow in zip(dist, idx)]
+
+
+class NpyRows:
+    """Rows of a 2-D ``.npy`` file read on demand: ``rows[sorted_indices]`` -> [n, D] array.
+
+    Re-scoring candidates touches a few scattered rows of a gallery that may be far larger than
+    memory; through a memory map every row faulted in also maps its neighbours (read-ahead),
+    and all of it counts as this process's memory. Explicit reads fetch only the rows asked for.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        try:
+            with open(self.path, "rb") as f:
+                version = np.lib.format.read_magic(f)
+                read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                               (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                if read_header is None:
+                    raise ValueError(f".npy format version {version} (expected 1.0 or 2.0)")
+                shape, fortran, dtype = read_header(f)
+                self.offset = f.tell()
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{self.path} is not a descriptor file written by `mbf extract`: {exc}") from None
+        if len(shape) != 2 or fortran:
+            raise InputError(f"{self.path}: expected a C-ordered 2-D array, got shape {shape}")
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+        self.row_bytes = self.shape[1] * self.dtype.itemsize
+        self._fd = os.open(self.path, os.O_RDONLY)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if len(rows) and (rows.min() < 0 or rows.max() >= self.shape[0]):
+            raise IndexError(f"row out of range for {self.path} with {self.shape[0]} rows")
+        out = np.empty((len(rows), self.shape[1]), self.dtype)
+        view = memoryview(out.view(np.uint8).reshape(-1))
+        for i, r in enumerate(rows.tolist()):
+            pos = i * self.row_bytes
+            os.preadv(self._fd, [view[pos:pos + self.row_bytes]], self.offset + r * self.row_bytes)
+        return out
+
+    def __del__(self):
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            os.close(fd)
 
 
 def check_queries(queries: np.ndarray, dim: int, source: str = "the gallery") -> np.ndarray:
