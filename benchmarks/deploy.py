@@ -1,7 +1,8 @@
 """Deployment measurements: onnxruntime vs PyTorch on the CPU, and FAISS search at gallery scale.
 
     python benchmarks/deploy.py onnx --batch 32 --iters 3            # ViT-B MBF descriptor, 256x128
-    python benchmarks/deploy.py faiss --count 1000000 --queries 200   # synthetic 6,912-d gallery
+    python benchmarks/deploy.py faiss --count 1000000 --queries 200 --keep DIR   # synthetic 6,912-d gallery
+    python benchmarks/deploy.py faiss-query --keep DIR [--nprobe N] [--rerank-factors 1,2,4]
 
 ``onnx``: exports a randomly initialised ViT-B MBF (the OCC_Duke config's model: 256x128,
 stride 16, 8 cameras) with ``mbf.retrieval.export`` and times PyTorch and onnxruntime on the
@@ -12,10 +13,13 @@ never held in memory whole (see :class:`SyntheticGallery`). One pass over the ch
 the exact top-10 of every query (chunked brute force in float32) and adds the chunk to an
 ``ivfpq`` index built with ``mbf.retrieval.faiss_index`` (trained on the first chunk, a random
 sample thanks to the shuffled identities); the chunk is also written to a float16 .npy on
-disk, as ``mbf extract --dtype float16`` stores a gallery. The index is saved, and a fresh
-process loads it and answers the queries, one at a time and in one batch, from the index
-alone and with the candidates re-scored from the on-disk gallery (``mbf search --rerank``);
-its peak resident memory (VmHWM, including memory-mapped gallery rows it read) is reported.
+disk, as ``mbf extract --dtype float16`` stores a gallery. The index is saved (in ``--keep``,
+a new folder, or a temporary one), and fresh processes load it and answer the queries, one
+at a time and in one batch: from the index alone, and with the ``rerank_factor * 10`` best
+candidates re-scored from the gallery on disk (``mbf search --rerank``), each factor once with
+the gallery file evicted from the page cache (cold) and once more (warm). Each reports its
+peak resident memory (VmHWM). ``faiss-query`` repeats the query runs on a kept folder, e.g.
+with another ``--nprobe``.
 """
 from __future__ import annotations
 
@@ -150,9 +154,14 @@ def bench_faiss(args) -> dict:
     index, stats = None, {}
     first = max(args.chunk, min(params.train_size, args.count))
     start = 0
-    tmp = tempfile.TemporaryDirectory(dir=args.tmp or None)
+    if args.keep:  # a new folder, kept for `faiss-query` runs
+        folder, tmp = Path(args.keep), None
+        folder.mkdir(parents=True, exist_ok=False)
+    else:
+        tmp = tempfile.TemporaryDirectory(dir=args.tmp or None)
+        folder = Path(tmp.name)
     # the gallery as `mbf extract --dtype float16` stores it, for the exact re-scoring of candidates
-    on_disk = np.lib.format.open_memmap(Path(tmp.name) / "feats.npy", "w+", np.float16, (args.count, args.dim))
+    on_disk = np.lib.format.open_memmap(folder / "feats.npy", "w+", np.float16, (args.count, args.dim))
     while start < args.count:
         stop = min(start + (first if start == 0 else args.chunk), args.count)
         t = time.perf_counter()
@@ -182,19 +191,61 @@ def bench_faiss(args) -> dict:
                  cos_top1=float(best_s[:, 0].mean()), cos_top10=float(best_s[:, -1].mean()))
     on_disk.flush()
     del on_disk
-    with tmp:
-        index.save(Path(tmp.name) / "idx", [str(i) for i in range(args.count)])
-        del index
-        np.save(Path(tmp.name) / "queries.npy", queries)
-        np.save(Path(tmp.name) / "exact.npy", best_i.numpy())
-        for rerank in (False, True):
-            child = subprocess.run([sys.executable, __file__, "_query", tmp.name, str(args.nprobe or params.nprobe),
-                                    str(int(rerank))], capture_output=True, text=True)
-            if child.returncode:
-                raise SystemExit(child.stderr)
-            stats["rerank" if rerank else "index_only"] = json.loads(child.stdout.strip().splitlines()[-1])
+    index.save(folder / "idx", [str(i) for i in range(args.count)])
+    del index
+    np.save(folder / "queries.npy", queries)
+    np.save(folder / "exact.npy", best_i.numpy())
+    (folder / "build.json").write_text(json.dumps(stats, indent=1))
+    stats.update(query_runs(folder, args))
+    if tmp is not None:
+        tmp.cleanup()
     print(json.dumps(stats, indent=1))
     return stats
+
+
+def query_runs(folder: Path, args) -> dict:
+    """Fresh processes answer the queries: from the index alone, then re-scored from the gallery on
+    disk with each ``--rerank-factors`` value, first with the gallery evicted from the page cache
+    (cold: every row read from disk) and then again (warm: the same rows now cached)."""
+    def child(rerank_factor: int, cold: bool) -> dict:
+        cmd = [sys.executable, __file__, "_query", str(folder), str(args.nprobe or 0), str(rerank_factor),
+               str(int(cold))]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(done.stderr)
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        label = f"nprobe {result['nprobe']}, " + (f"rerank {result['rerank_factor']} x 10, {'cold' if cold else 'warm'}"
+                                                  if rerank_factor else "index only")
+        print(f"  {label}: recall@10 {result['recall_at_10']:.3f}, {result['query_ms_median']:.2f} ms/query "
+              f"(p95 {result['query_ms_p95']:.2f}, batched {result['query_ms_batched']:.2f}), "
+              f"peak {result['peak_rss_mb']:.0f} MiB", flush=True)
+        return result
+
+    runs = {"index_only": child(0, False)}
+    for factor in args.rerank_factors:
+        for cold in (True, False):
+            runs[f"rerank{factor}_{'cold' if cold else 'warm'}"] = child(factor, cold)
+    return {"queries_run": runs}
+
+
+def bench_faiss_query(args) -> dict:
+    folder = Path(args.keep)
+    if not (folder / "build.json").is_file():
+        raise SystemExit(f"{folder} holds no finished `deploy.py faiss --keep` build (build.json missing)")
+    stats = json.loads((folder / "build.json").read_text())
+    stats.update(query_runs(folder, args))
+    print(json.dumps(stats, indent=1))
+    return stats
+
+
+def _evict(path: Path) -> None:
+    """Drop a file's pages from the page cache (written back first), so that reads go to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
 
 
 def _peak_rss_mb() -> float:
@@ -205,24 +256,30 @@ def _peak_rss_mb() -> float:
     return float("nan")
 
 
-def _query(folder: str, nprobe: int, rerank: bool) -> None:
+def _query(folder: str, nprobe: int, rerank_factor: int, cold: bool) -> None:
     """Child process: load the index, answer the queries, report latency, recall and peak memory."""
     from mbf.retrieval.faiss_index import SearchIndex
+    from mbf.retrieval.gallery import NpyRows
 
+    folder = Path(folder)
+    if cold:
+        _evict(folder / "feats.npy")
     base = _peak_rss_mb()
     t = time.perf_counter()
-    index = SearchIndex.load(Path(folder) / "idx")
+    index = SearchIndex.load(folder / "idx")
     load_s = time.perf_counter() - t
-    feats = np.load(Path(folder) / "feats.npy", mmap_mode="r") if rerank else None
-    queries = np.load(Path(folder) / "queries.npy")
-    exact = np.load(Path(folder) / "exact.npy")
+    params = index.meta["params"]
+    nprobe = nprobe or params["nprobe"]
+    feats = NpyRows(folder / "feats.npy") if rerank_factor else None
+    queries = np.load(folder / "queries.npy")
+    exact = np.load(folder / "exact.npy")
     single, found = [], []
     for row in queries:
         t = time.perf_counter()
-        found.append(index.search(row[None], 10, nprobe=nprobe, rerank=feats)[1][0])
+        found.append(index.search(row[None], 10, nprobe=nprobe, rerank=feats, rerank_factor=rerank_factor)[1][0])
         single.append(time.perf_counter() - t)
     t = time.perf_counter()
-    batched = index.search(queries, 10, nprobe=nprobe, rerank=feats)[1]
+    batched = index.search(queries, 10, nprobe=nprobe, rerank=feats, rerank_factor=rerank_factor)[1]
     batch_s = time.perf_counter() - t
     recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, exact)]))
     recall_b = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(batched, exact)]))
@@ -230,15 +287,16 @@ def _query(folder: str, nprobe: int, rerank: bool) -> None:
                       "query_ms_median": 1e3 * statistics.median(single),
                       "query_ms_p95": 1e3 * float(np.quantile(single, 0.95)),
                       "query_ms_batched": 1e3 * batch_s / len(queries), "peak_rss_mb": _peak_rss_mb(),
-                      "rss_before_loading_mb": base, "nprobe": nprobe}))
+                      "rss_before_loading_mb": base, "nprobe": nprobe,
+                      "k_factor": params["k_factor"], "rerank_factor": rerank_factor, "cold": cold}))
 
 
 def main(argv=None) -> int:
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "_query":
-        _query(sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1")
+        _query(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1")
         return 0
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=("onnx", "faiss"))
+    p.add_argument("what", choices=("onnx", "faiss", "faiss-query"))
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--iters", type=int, default=3)
     p.add_argument("--count", type=int, default=1_000_000)
@@ -246,15 +304,18 @@ def main(argv=None) -> int:
     p.add_argument("--queries", type=int, default=200)
     p.add_argument("--chunk", type=int, default=20_000)
     p.add_argument("--seed", type=int, default=0)
-    for name in ("pca", "nlist", "m", "nprobe", "k_factor"):
+    for name in ("pca", "nlist", "m", "nprobe", "k_factor"):  # nprobe also applies to faiss-query
         p.add_argument(f"--{name}", type=int, default=None, help="ivfpq parameter (default: mbf index's)")
     p.add_argument("--tmp", default="", help="folder for the temporary gallery and index (default: the system's)")
+    p.add_argument("--keep", default="", help="faiss: build in this new folder and keep it; faiss-query: the folder")
+    p.add_argument("--rerank-factors", type=lambda t: [int(v) for v in t.split(",")], default=[1, 2, 4],
+                   help="candidates per result re-scored from the gallery on disk, one query run each (default 1,2,4)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
     p.add_argument("--json", default="", help="also write the results to this file")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    result = bench_onnx(args) if args.what == "onnx" else bench_faiss(args)
+    result = {"onnx": bench_onnx, "faiss": bench_faiss, "faiss-query": bench_faiss_query}[args.what](args)
     result.update(machine=f"{os.cpu_count()} CPUs, torch {torch.__version__}")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
