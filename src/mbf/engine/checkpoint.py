@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,12 @@ def load_file(path: str | os.PathLike, weights_only: bool = True) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=weights_only)
     except Exception as exc:  # corrupt zip, truncated pickle, foreign format...
-        raise CheckpointError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from None
+        error = UnsafeCheckpointError if weights_only and isinstance(exc, pickle.UnpicklingError) else CheckpointError
+        raise error(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from None
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """The weights-only loader refused the file: it holds (or is damaged into) more than tensors and plain types."""
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

@@ -35,8 +35,8 @@ import torch
 import yaml
 
 from ..data.loaders import available_cpus
-from ..errors import CheckpointError, RunFolderError
-from .checkpoint import load_file
+from ..errors import RunFolderError
+from .checkpoint import UnsafeCheckpointError, load_file
 
 log = logging.getLogger("mbf.train")
 
@@ -107,9 +107,7 @@ def _load_last(path: Path) -> dict:
     states) is this run's own file, so it is loaded without the weights-only restriction."""
     try:
         return load_file(path, weights_only=True)
-    except CheckpointError as exc:
-        if "Weights only load failed" not in str(exc) and "weights_only" not in str(exc):
-            raise
+    except UnsafeCheckpointError:
         return load_file(path, weights_only=False)
 
 

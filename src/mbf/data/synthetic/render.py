@@ -9,7 +9,7 @@ from PIL import Image, ImageFilter
 
 from .canvas import Canvas
 from .occluders import _clip_to_frame, _occlude
-from .options import OCCLUDER_KINDS, SynthOptions
+from .options import SynthOptions
 from .appearance import Appearance, random_appearance
 from .people import _sample_pose, draw_person
 from .scenes import Camera
