@@ -17,7 +17,16 @@ def test_market_drops_junk_keeps_distractors_and_relabels_in_pid_order(market_ro
     ]
     assert sorted(pid for _, pid, _, _ in ds.gallery) == [0, 3, 4]  # distractor kept, junk dropped
     assert [pid for _, pid, _, _ in ds.query] == [3, 4]  # query pids unchanged
-    assert (ds.num_train_pids, ds.num_train_cams, ds.num_train_vids) == (3, 5, 1)
+    assert (ds.num_train_pids, ds.num_train_vids) == (3, 1)
+
+
+def test_camera_count_covers_the_highest_training_camera(market_root):
+    """The fixture's training crops use cameras c1, c2, c3, c4 and c6 (no c5): the camera
+    embedding needs 6 rows, or camera id 5 indexes past it."""
+    ds = build_dataset("market1501", str(market_root), verbose=False)
+    assert sorted({cam for _, _, cam, _ in ds.train}) == [0, 1, 2, 3, 5]
+    assert ds.num_train_cams == 6
+    assert all(cam < ds.num_train_cams for _, _, cam, _ in ds.train)
 
 
 def test_statistics_table_is_logged(market_root, caplog, monkeypatch):

@@ -54,11 +54,14 @@ class ReIDDataset:
 
     @property
     def num_train_cams(self) -> int:
-        return len({item.camid for item in self.train})
+        """Rows of the camera embedding: the highest training camera + 1 (cameras are 0-based
+        ids, and a training split need not use every one: Market's c1, c2 and c6 alone need 6)."""
+        return max((item.camid for item in self.train), default=-1) + 1
 
     @property
     def num_train_vids(self) -> int:
-        return len({item.viewid for item in self.train})
+        """Rows of the view embedding: the highest training view + 1 (1: every dataset has view 0)."""
+        return max((item.viewid for item in self.train), default=-1) + 1
 
     def counts(self, subset: str) -> tuple[int, int]:
         """(identities, images) of one subset."""
