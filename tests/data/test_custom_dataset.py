@@ -76,6 +76,15 @@ def test_header_is_required(tmp_path):
         build_dataset("custom", str(tmp_path), verbose=False)
 
 
+def test_a_list_saved_with_a_byte_order_mark_is_read(tmp_path):
+    """Spreadsheets save "CSV UTF-8" with a BOM before the header."""
+    write_lists(tmp_path / "custom", ROWS)
+    query = tmp_path / "custom" / "query.csv"
+    query.write_bytes(b"\xef\xbb\xbf" + query.read_bytes())
+    ds = build_dataset("custom", str(tmp_path), verbose=False)
+    assert ds.query == [(f"{tmp_path / 'custom'}/q/x.jpg", 100, 0, 0)]
+
+
 def test_training_cameras_must_be_numbered_from_zero(tmp_path):
     write_lists(tmp_path / "custom", dict(ROWS, train=["imgs/a1.jpg,17,0", "imgs/a2.jpg,17,5"]))
     with pytest.raises(DatasetError, match=r"train.csv uses cameras \[0, 5\]; number the training cameras 0..1"):

@@ -41,7 +41,8 @@ class CsvSource(Source):
     def read(self):
         folder = str(self.list_file.parent)
         items, linenos = [], []
-        with open(self.list_file, newline="", encoding="utf-8") as handle:
+        # utf-8-sig: spreadsheets save "CSV UTF-8" with a byte-order mark before the header
+        with open(self.list_file, newline="", encoding="utf-8-sig") as handle:
             rows = csv.reader(handle)
             header = [cell.strip() for cell in next(rows, [])]
             if header != HEADER:
