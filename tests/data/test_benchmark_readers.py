@@ -143,6 +143,9 @@ def test_msmt17_bad_lines_are_named(tmp_path):
     bad_camera = r"0003_000_99_0303noon_0001_0.jpg \(.*list_query.txt line 3\).*camera 1..15"
     with pytest.raises(DatasetError, match=bad_camera):
         build_dataset("msmt17", str(tmp_path), verbose=False)
+    (base / "list_query.txt").write_text("0000/0000_000_02_0303morning_0001_0.jpg \u00b2\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"list_query.txt line 1: expected '<relative image path> <pid>'"):
+        build_dataset("msmt17", str(tmp_path), verbose=False)
     (base / "list_query.txt").write_text("0000/0000_000_02_0303morning_0001_0.jpg\n")
     with pytest.raises(DatasetError, match=r"list_query.txt line 1: expected '<relative image path> <pid>'"):
         build_dataset("msmt17", str(tmp_path), verbose=False)

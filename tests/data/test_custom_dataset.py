@@ -10,7 +10,7 @@ from .benchmark_trees import touch
 def write_lists(folder, rows: dict):
     folder.mkdir(parents=True, exist_ok=True)
     for split, lines in rows.items():
-        (folder / f"{split}.csv").write_text("path,pid,camid\n" + "".join(f"{line}\n" for line in lines))
+        (folder / f"{split}.csv").write_text("path,pid,camid\n" + "".join(f"{line}\n" for line in lines), encoding="utf-8")
         for line in lines:
             path = line.split(",")[0]
             if not path.startswith("/"):
@@ -62,6 +62,7 @@ def test_missing_image_names_the_list_line_and_the_image(tmp_path):
     ("imgs/a1.jpg,seventeen,0", r"train.csv line 2: expected 'path,pid,camid' with pid and camid integers"),
     ("imgs/a1.jpg,17", r"train.csv line 2: expected 'path,pid,camid'"),
     ("imgs/a1.jpg,17,-1", r"train.csv line 2: expected 'path,pid,camid'"),
+    ("imgs/a1.jpg,17\u00b2,0", r"train.csv line 2: expected 'path,pid,camid'"),  # a digit int() does not read
 ])
 def test_bad_rows_are_named(tmp_path, bad, message):
     write_lists(tmp_path / "custom", dict(ROWS, train=[bad]))

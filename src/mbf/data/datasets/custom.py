@@ -54,7 +54,7 @@ class CsvSource(Source):
                 cells = [cell.strip() for cell in row]
                 if not any(cells):
                     continue
-                if len(cells) != 3 or not cells[1].isdigit() or not cells[2].isdigit():
+                if len(cells) != 3 or not cells[1].isdecimal() or not cells[2].isdecimal():
                     raise DatasetError(
                         f"{self.list_file} line {lineno}: expected 'path,pid,camid' with pid and camid integers >= 0, "
                         f"got {','.join(row)!r}"

@@ -38,13 +38,13 @@ class ListSource(Source):
                 fields = line.split()
                 if not fields:
                     continue
-                if len(fields) != 2 or not fields[1].isdigit():
+                if len(fields) != 2 or not fields[1].isdecimal():
                     raise DatasetError(
                         f"{self._where(lineno)}: expected '<relative image path> <pid>', got {line.strip()!r}"
                     )
                 rel, pid = fields
                 parts = rel.rpartition("/")[2].split("_")
-                cam = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else 0
+                cam = int(parts[2]) if len(parts) > 2 and parts[2].isdecimal() else 0
                 if not 1 <= cam <= self.num_cameras:
                     raise DatasetError(
                         f"file name {rel} ({self._where(lineno)}) does not encode a camera 1..{self.num_cameras}; "
