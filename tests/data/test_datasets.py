@@ -62,6 +62,13 @@ def test_camera_out_of_range_names_the_file(market_root, images):
         build_dataset("market1501", str(market_root), verbose=False)
 
 
+@pytest.mark.parametrize("name", ["0003_c12s1_000151_01.jpg", "0003_c10_f0000151.jpg"])
+def test_a_camera_of_two_digits_is_read_whole_not_as_its_first_digit(market_root, images, name):
+    images.one(market_root / "market1501" / "query" / name)
+    with pytest.raises(DatasetError, match=f"{name} has camera 1[02]; this dataset has cameras 1..6"):
+        build_dataset("market1501", str(market_root), verbose=False)
+
+
 def test_bad_file_name_is_named(market_root, images):
     images.one(market_root / "market1501" / "bounding_box_train" / "holiday_photo.jpg")
     with pytest.raises(DatasetError, match="holiday_photo.jpg does not encode a person id"):

@@ -13,8 +13,9 @@ from pathlib import Path
 from ...errors import DatasetError
 from .base import Item, DatasetReader, Source, relative_to_root, list_files, register_dataset
 
-# "<pid>_c<camera digit>", pid possibly -1 (junk); the reference's naming rule
-NAME_PATTERN = re.compile(r"^(-?\d+)_c(\d)")
+# "<pid>_c<camera>", pid possibly -1 (junk); the camera is every digit after "c", so that "c12" is
+# camera 12 (out of range, an error), not camera 1 followed by a "2"
+NAME_PATTERN = re.compile(r"^(-?\d+)_c(\d+)")
 JUNK_PID = -1
 
 
