@@ -272,6 +272,13 @@ def test_bad_options_raise_dataset_error(bad, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.parametrize("seed", [-1, 1.5, "0"])
+def test_a_bad_seed_is_one_error_and_writes_nothing(seed, tmp_path):
+    with pytest.raises(DatasetError, match="seed must be an integer >= 0"):
+        syn.generate(tmp_path / "x", seed=seed, **TINY)
+    assert not (tmp_path / "x").exists()
+
+
 def test_default_dataset_size():
     opts = syn.make_options()
     specs, apps, ids = syn._plan(0, opts)

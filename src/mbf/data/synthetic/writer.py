@@ -114,6 +114,9 @@ def generate(out_dir: str | os.PathLike, seed: int = 0, num_ids: int | None = No
     non-empty folder without a synthetic manifest (another dataset, say) is never touched.
     """
     opts = make_options(num_ids, **options)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        # checked before anything is written: numpy's seeding refuses it only after the folders exist
+        raise DatasetError(f"synthetic dataset seed must be an integer >= 0, got {seed!r}")
     root = Path(out_dir)
     state = dataset_status(root)
     if state == "foreign":
