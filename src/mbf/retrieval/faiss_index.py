@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from .gallery import Gallery, check_queries
+from .gallery import Gallery, check_queries, named_results, read_paths
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ class SearchIndex:
         try:
             meta = json.loads((folder / INDEX_JSON).read_text())
             index = faiss.read_index(str(folder / "index.faiss"))
-            paths = (folder / "paths.txt").read_text(encoding="utf-8").split("\n")[: index.ntotal]
+            paths = read_paths(folder / "paths.txt", index.ntotal)
             pca = None
             if (folder / "pca.npz").is_file():
                 with np.load(folder / "pca.npz") as data:
@@ -236,8 +236,7 @@ class SearchIndex:
         return dist, idx
 
     def results(self, queries: np.ndarray, topk: int, **kwargs) -> list[list[tuple[str, float]]]:
-        dist, idx = self.search(queries, topk, **kwargs)
-        return [[(self.paths[i], float(d)) for d, i in zip(drow, irow) if i >= 0] for drow, irow in zip(dist, idx)]
+        return named_results(self.paths, *self.search(queries, topk, **kwargs))
 
 
 def rescore(queries: np.ndarray, candidates: np.ndarray, feats, k: int,

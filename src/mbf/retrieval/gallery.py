@@ -71,10 +71,13 @@ class Gallery:
             with np.load(path, allow_pickle=False) as data:
                 feats = data["feats"]
                 feat_norm = bool(data["feat_norm"]) if "feat_norm" in data else _looks_normalised(feats)
-                return cls(feats, [str(p) for p in data["paths"]], str(data["config_file"]), str(data["weights"]),
-                           [str(o) for o in data["opts"]], feat_norm, str(path))
+                gallery = cls(feats, [str(p) for p in data["paths"]], str(data["config_file"]), str(data["weights"]),
+                              [str(o) for o in data["opts"]], feat_norm, str(path))
         except (KeyError, ValueError, OSError) as exc:
             raise InputError(f"{path} is not a gallery written by `mbf extract`: {exc}") from None
+        if len(gallery.paths) != feats.shape[0]:
+            raise InputError(f"{path}: {feats.shape[0]} descriptors but {len(gallery.paths)} paths")
+        return gallery
 
     @classmethod
     def _load_folder(cls, folder: Path) -> "Gallery":
@@ -84,11 +87,9 @@ class Gallery:
         try:
             meta = json.loads(meta_file.read_text())
             feats = np.load(folder / "feats.npy", mmap_mode="r")
-            paths = (folder / "paths.txt").read_text(encoding="utf-8").split("\n")[: feats.shape[0]]
+            paths = read_paths(folder / "paths.txt", feats.shape[0])
         except (OSError, ValueError) as exc:
             raise InputError(f"{folder} is not a gallery written by `mbf extract`: {exc}") from None
-        if len(paths) != feats.shape[0]:
-            raise InputError(f"{folder}: {feats.shape[0]} descriptors but {len(paths)} paths")
         return cls(feats, paths, meta.get("config_file", ""), meta.get("weights", ""), list(meta.get("opts", [])),
                    bool(meta.get("feat_norm", True)), str(folder))
 
@@ -99,8 +100,7 @@ class Gallery:
         return exact_search(self.chunks(search_chunk_rows(len(queries))), queries, topk)
 
     def results(self, queries: np.ndarray, topk: int) -> list[list[tuple[str, float]]]:
-        dist, idx = self.search(queries, topk)
-        return [[(self.paths[i], float(d)) for d, i in zip(drow, irow) if i >= 0] for drow, irow in zip(dist, idx)]
+        return named_results(self.paths, *self.search(queries, topk))
 
 
 class NpyRows:
@@ -148,6 +148,22 @@ class NpyRows:
         fd = getattr(self, "_fd", None)
         if fd is not None:
             os.close(fd)
+
+
+def read_paths(file: Path, count: int) -> list[str]:
+    """The ``count`` paths of ``file`` (one per line, as written: no trailing line break); InputError if
+    it holds another number of them."""
+    lines = file.read_text(encoding="utf-8").split("\n")
+    if len(lines) == count + 1 and lines[-1] == "":  # one final line break (an edited file): not a path
+        lines.pop()
+    if len(lines) != count:
+        raise InputError(f"{file}: {len(lines)} paths for {count} descriptors")
+    return lines
+
+
+def named_results(paths: list[str], dist: np.ndarray, idx: np.ndarray) -> list[list[tuple[str, float]]]:
+    """Per query, (path, distance) of each result found (FAISS's -1 for "none" left out)."""
+    return [[(paths[i], float(d)) for d, i in zip(drow, irow) if i >= 0] for drow, irow in zip(dist, idx)]
 
 
 def check_queries(queries: np.ndarray, dim: int, source: str = "the gallery") -> np.ndarray:

@@ -1,0 +1,47 @@
+"""Gallery and index files that do not hold what they should: one clear error naming the file."""
+import numpy as np
+import pytest
+
+from mbf.errors import InputError
+from mbf.retrieval import Gallery
+from mbf.retrieval.faiss_index import SearchIndex, build_index
+from mbf.retrieval.gallery import write_npz
+
+META = {"config_file": "", "weights": "", "opts": [], "feat_norm": False}
+
+
+def folder_gallery(folder, feats, paths_text):
+    folder.mkdir()
+    np.save(folder / "feats.npy", feats)
+    (folder / "paths.txt").write_text(paths_text)
+    (folder / "gallery.json").write_text("{}")
+    return folder
+
+
+def test_npz_gallery_with_fewer_paths_than_descriptors_is_refused(tmp_path):
+    x = np.random.default_rng(0).standard_normal((10, 8)).astype(np.float32)
+    write_npz(tmp_path / "g.npz", x, ["a.jpg", "b.jpg"], META)
+    with pytest.raises(InputError, match=r"g\.npz: 10 descriptors but 2 paths"):
+        Gallery.load(tmp_path / "g.npz")
+    write_npz(tmp_path / "ok.npz", x[:2], ["a.jpg", "b.jpg"], META)
+    assert Gallery.load(tmp_path / "ok.npz").results(x[:1], 5)[0][0][0] == "a.jpg"
+
+
+def test_folder_gallery_paths_must_match_the_descriptors(tmp_path):
+    x = np.zeros((3, 4), np.float32)
+    with pytest.raises(InputError, match=r"paths\.txt: 4 paths for 3 descriptors"):  # one too many: not cut off
+        Gallery.load(folder_gallery(tmp_path / "more", x, "a\nb\nc\nd"))
+    with pytest.raises(InputError, match=r"paths\.txt: 2 paths for 3 descriptors"):
+        Gallery.load(folder_gallery(tmp_path / "fewer", x, "a\nb"))
+    assert Gallery.load(folder_gallery(tmp_path / "newline", x, "a\nb\nc\n")).paths == ["a", "b", "c"]
+    assert Gallery.load(folder_gallery(tmp_path / "empty", np.zeros((0, 4), np.float32), "")).paths == []
+
+
+def test_index_folder_paths_must_match_the_index(tmp_path):
+    x = np.random.default_rng(0).standard_normal((10, 8)).astype(np.float32)
+    index = build_index(Gallery(x, [f"{i}.jpg" for i in range(10)], feat_norm=False), "flat")
+    folder = index.save(tmp_path / "idx", ["a.jpg", "b.jpg"])
+    with pytest.raises(InputError, match=r"paths\.txt: 2 paths for 10 descriptors"):
+        SearchIndex.load(folder)
+    folder = index.save(tmp_path / "idx", [f"{i}.jpg" for i in range(10)], overwrite=True)
+    assert SearchIndex.load(folder).results(x[3], 1) == [[("3.jpg", pytest.approx(0.0, abs=1e-4))]]
