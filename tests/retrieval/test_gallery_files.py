@@ -45,3 +45,17 @@ def test_index_folder_paths_must_match_the_index(tmp_path):
         SearchIndex.load(folder)
     folder = index.save(tmp_path / "idx", [f"{i}.jpg" for i in range(10)], overwrite=True)
     assert SearchIndex.load(folder).results(x[3], 1) == [[("3.jpg", pytest.approx(0.0, abs=1e-4))]]
+
+
+def test_rows_of_a_truncated_descriptor_file_are_an_error_not_garbage(tmp_path):
+    from mbf.retrieval.gallery import NpyRows
+
+    x = np.arange(40, dtype=np.float32).reshape(10, 4)
+    np.save(tmp_path / "feats.npy", x)
+    rows = NpyRows(tmp_path / "feats.npy")
+    size = (tmp_path / "feats.npy").stat().st_size
+    with open(tmp_path / "feats.npy", "r+b") as f:  # rewritten under it: the last rows are gone
+        f.truncate(size - 3 * 16)
+    np.testing.assert_array_equal(rows[[0, 6]], x[[0, 6]])
+    with pytest.raises(InputError, match=r"feats\.npy is shorter than its header says \(10 rows\): row 8"):
+        rows[[1, 8]]

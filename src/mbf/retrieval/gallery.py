@@ -141,7 +141,10 @@ class NpyRows:
         view = memoryview(out.view(np.uint8).reshape(-1))
         for i, r in enumerate(rows.tolist()):
             pos = i * self.row_bytes
-            os.preadv(self._fd, [view[pos:pos + self.row_bytes]], self.offset + r * self.row_bytes)
+            got = os.preadv(self._fd, [view[pos:pos + self.row_bytes]], self.offset + r * self.row_bytes)
+            if got != self.row_bytes:  # the file shrank since its header was read: never return unread memory
+                raise InputError(f"{self.path} is shorter than its header says ({self.shape[0]} rows): "
+                                 f"row {r} could not be read")
         return out
 
     def __del__(self):
