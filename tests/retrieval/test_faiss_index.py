@@ -166,3 +166,12 @@ def test_search_rerank_on_an_ivfpq_index_prints_the_exact_results(tiny, capsys):
         tables.append(last_table(capsys.readouterr().out))
     assert tables[1][0][2] == paths[3] and [r[2] for r in tables[0]] == [r[2] for r in tables[1]]
     np.testing.assert_allclose([float(r[1]) for r in tables[0]], [float(r[1]) for r in tables[1]], atol=2e-4)
+
+
+def test_a_projection_wider_than_its_sample_is_refused_before_training():
+    with pytest.raises(InputError, match="--pca 1024 is more components than the 1000 descriptors"):
+        IvfPqParams.defaults(1000, 2048, pca=1024)  # 1,000 rows give at most 1,000 principal components
+    x = clustered(1200, 64)
+    with pytest.raises(InputError, match="--pca 40 is more components than the 30 descriptors"):
+        build_index(Gallery(x, [f"img{i}.jpg" for i in range(len(x))]), "ivfpq", pca=40, pca_sample=30)
+    assert IvfPqParams.defaults(1000, 2048, pca=1000).pca == 1000

@@ -77,6 +77,10 @@ class IvfPqParams:
             raise InputError(f"--pca must be between 0 and the descriptor size {dim}, got {p.pca}")
         width = p.pca or dim
         train = min(count, p.train_size)
+        fitted_on = min(train, p.pca_sample)  # the projection's sample gives at most this many components
+        if p.pca > fitted_on:
+            raise InputError(f"--pca {p.pca} is more components than the {fitted_on} descriptors the projection is "
+                             f"fitted on; use --pca {fitted_on} or less")
         if "nlist" not in given:
             p.nlist = max(1, min(int(math.sqrt(count)), train // 39))
         if "m" not in given:
