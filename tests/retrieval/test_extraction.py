@@ -142,3 +142,14 @@ def test_a_bad_shard_is_named_and_the_failed_merge_leaves_no_temporaries(tmp_pat
     extraction.merge(layout, ["a", "b", "c"], manifest, {})
     g = Gallery.load(layout.out)
     assert g.paths == ["a", "b", "c"] and np.asarray(g.feats).tolist() == [[0] * 4, [0] * 4, [1] * 4]
+
+
+def test_an_empty_image_list_is_refused_before_anything_is_written(tmp_path):
+    from types import SimpleNamespace
+
+    from mbf.errors import InputError
+
+    for out in (tmp_path / "g.npz", tmp_path / "folder"):
+        with pytest.raises(InputError, match="no images to extract"):
+            extraction.extract_gallery(SimpleNamespace(dim=4), [], out, {}, {}, progress=False)
+    assert list(tmp_path.iterdir()) == []

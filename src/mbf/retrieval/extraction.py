@@ -224,6 +224,8 @@ def extract_gallery(embedder, paths: list[str], out: str | os.PathLike, fingerpr
         raise InputError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     if shard_size < 1:
         raise InputError(f"--shard_size must be at least 1, got {shard_size}")
+    if not paths:
+        raise InputError(f"no images to extract into {out}")
     if any("\n" in p for p in paths):
         raise InputError("image paths with line breaks cannot be stored in a gallery")
     layout = OutputLayout(Path(out))
