@@ -167,11 +167,7 @@ class SearchIndex:
     def save(self, folder: str | os.PathLike, paths: list[str], overwrite: bool = False) -> Path:
         """Write the index folder (a temporary folder moved into place)."""
         faiss = _faiss()
-        folder = Path(folder)
-        if folder.exists() and not overwrite:
-            raise InputError(f"index {folder} already exists (pass --overwrite to replace it)")
-        if folder.exists() and not (folder / INDEX_JSON).is_file():
-            raise InputError(f"{folder} exists and is not an mbf index folder; choose another output")
+        folder = check_output(folder, overwrite)
         tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
         try:
             tmp.mkdir(parents=True)
@@ -241,6 +237,16 @@ class SearchIndex:
 
     def results(self, queries: np.ndarray, topk: int, **kwargs) -> list[list[tuple[str, float]]]:
         return named_results(self.paths, *self.search(queries, topk, **kwargs))
+
+
+def check_output(folder: str | os.PathLike, overwrite: bool = False) -> Path:
+    """``folder`` as a Path once it is known that an index may be written there; InputError if not."""
+    folder = Path(folder)
+    if folder.exists() and not overwrite:
+        raise InputError(f"index {folder} already exists (pass --overwrite to replace it)")
+    if folder.exists() and not (folder / INDEX_JSON).is_file():
+        raise InputError(f"{folder} exists and is not an mbf index folder; choose another output")
+    return folder
 
 
 def rescore(queries: np.ndarray, candidates: np.ndarray, feats, k: int,
