@@ -193,7 +193,7 @@ def test_index_command_refuses_an_unusable_output_before_building(tmp_path, monk
     (tmp_path / "foreign" / "keep.txt").write_text("x")
     (tmp_path / "a_file").write_text("x")
     for out in ("foreign", "a_file"):
-        for more, message in (([], "already exists"), (["--overwrite"], "is not an mbf index folder")):
+        for more, message in (([], "already exists"), (["--overwrite"], "exists and is not an mbf index folder")):
             assert main(["index", "--gallery", str(tmp_path / "g.npz"), "--out", str(tmp_path / out), *more]) == 2
             assert f"{out} {message}" in capsys.readouterr().err
     assert (tmp_path / "foreign" / "keep.txt").read_text() == "x" and (tmp_path / "a_file").read_text() == "x"
