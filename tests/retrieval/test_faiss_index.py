@@ -197,3 +197,15 @@ def test_index_command_refuses_an_unusable_output_before_building(tmp_path, monk
             assert main(["index", "--gallery", str(tmp_path / "g.npz"), "--out", str(tmp_path / out), *more]) == 2
             assert f"{out} {message}" in capsys.readouterr().err
     assert (tmp_path / "foreign" / "keep.txt").read_text() == "x" and (tmp_path / "a_file").read_text() == "x"
+
+
+def test_search_rerank_on_a_flat_index_is_refused_not_ignored(tmp_path, capsys):
+    from mbf.retrieval.gallery import write_npz
+
+    x = clustered(20, 8)
+    gallery = Gallery(x, [f"img{i}.jpg" for i in range(len(x))], config_file="c.yml", weights="w.pth",
+                      source=str(tmp_path / "g.npz"))
+    write_npz(tmp_path / "g.npz", x, gallery.paths, gallery.meta())
+    build_index(gallery, "flat").save(tmp_path / "idx", gallery.paths)
+    assert main(["search", "--gallery", str(tmp_path / "idx"), "--query", "q.jpg", "--rerank"]) == 2
+    assert "--rerank applies to an ivfpq index" in capsys.readouterr().err

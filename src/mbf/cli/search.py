@@ -44,6 +44,9 @@ def run(args) -> int:
         meta, dim = searcher.meta["gallery"], searcher.dim
         kwargs = {"nprobe": args.nprobe, "k_factor": args.k_factor, "rerank_factor": args.rerank_factor}
         if args.rerank:
+            if searcher.meta["kind"] != "ivfpq":
+                raise InputError(f"--rerank applies to an ivfpq index; {args.gallery} is a {searcher.meta['kind']} "
+                                 "(exact) index")
             if not meta.get("source"):
                 raise InputError(f"{args.gallery} does not record its gallery, so --rerank cannot read it")
             kwargs["rerank"] = Gallery.load(meta["source"]).rows()
