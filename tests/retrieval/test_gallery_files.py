@@ -59,3 +59,18 @@ def test_rows_of_a_truncated_descriptor_file_are_an_error_not_garbage(tmp_path):
     np.testing.assert_array_equal(rows[[0, 6]], x[[0, 6]])
     with pytest.raises(InputError, match=r"feats\.npy is shorter than its header says \(10 rows\): row 8"):
         rows[[1, 8]]
+
+
+def test_a_folder_gallery_of_1d_or_integer_descriptors_is_refused_at_load(tmp_path):
+    with pytest.raises(InputError, match=r"feats\.npy: descriptors must be a float N x D array .*shape \(3,\)"):
+        Gallery.load(folder_gallery(tmp_path / "flat", np.zeros(3, np.float32), "a\nb\nc"))
+    with pytest.raises(InputError, match=r"feats\.npy: descriptors must be a float N x D array .*int64"):
+        Gallery.load(folder_gallery(tmp_path / "ints", np.zeros((3, 4), np.int64), "a\nb\nc"))
+
+
+def test_queries_of_the_wrong_shape_name_the_shape_expected(tmp_path):
+    g = Gallery(np.zeros((3, 4), np.float32), ["a", "b", "c"])
+    with pytest.raises(InputError, match=r"must be \[Q, 4\] or \[4\] .*got shape \(\)"):
+        g.search(np.float32(1.0), 1)  # a scalar: was an IndexError while writing the message
+    with pytest.raises(InputError, match=r"got shape \(2, 1, 4\)"):
+        g.search(np.zeros((2, 1, 4)), 1)  # was "have 4 dims, the gallery has 4"

@@ -69,7 +69,7 @@ class Gallery:
             raise InputError(f"gallery not found: {path} (make one with `mbf extract`)")
         try:
             with np.load(path, allow_pickle=False) as data:
-                feats = data["feats"]
+                feats = _check_feats(data["feats"], path)
                 feat_norm = bool(data["feat_norm"]) if "feat_norm" in data else _looks_normalised(feats)
                 gallery = cls(feats, [str(p) for p in data["paths"]], str(data["config_file"]), str(data["weights"]),
                               [str(o) for o in data["opts"]], feat_norm, str(path))
@@ -86,7 +86,7 @@ class Gallery:
             raise InputError(f"{folder} holds no finished gallery ({GALLERY_JSON} missing): run or resume `mbf extract`")
         try:
             meta = json.loads(meta_file.read_text())
-            feats = np.load(folder / "feats.npy", mmap_mode="r")
+            feats = _check_feats(np.load(folder / "feats.npy", mmap_mode="r"), folder / "feats.npy")
             paths = read_paths(folder / "paths.txt", feats.shape[0])
         except (OSError, ValueError) as exc:
             raise InputError(f"{folder} is not a gallery written by `mbf extract`: {exc}") from None
@@ -173,7 +173,8 @@ def check_queries(queries: np.ndarray, dim: int, source: str = "the gallery") ->
     q = np.asarray(queries, dtype=np.float32)
     q = q.reshape(1, -1) if q.ndim == 1 else q
     if q.ndim != 2 or q.shape[1] != dim:
-        raise InputError(f"query descriptors have {q.shape[-1]} dims, {source or 'the gallery'} has {dim}")
+        raise InputError(f"query descriptors must be [Q, {dim}] or [{dim}] for {source or 'the gallery'}, "
+                         f"got shape {q.shape}")
     return np.ascontiguousarray(q)
 
 
@@ -196,6 +197,13 @@ def exact_search(chunks, queries: np.ndarray, topk: int) -> tuple[np.ndarray, np
 def search_chunk_rows(num_queries: int, budget: int = 1 << 25) -> int:
     """Gallery rows per block so that one block of distances stays near ``budget`` floats."""
     return int(min(SEARCH_CHUNK, max(1024, budget // max(num_queries, 1))))
+
+
+def _check_feats(feats: np.ndarray, source) -> np.ndarray:
+    if feats.ndim != 2 or not np.issubdtype(feats.dtype, np.floating):
+        raise InputError(f"{source}: descriptors must be a float N x D array (float32 or float16), "
+                         f"got {feats.dtype} of shape {feats.shape}")
+    return feats
 
 
 def _looks_normalised(feats: np.ndarray) -> bool:
