@@ -180,7 +180,8 @@ def check_queries(queries: np.ndarray, dim: int, source: str = "the gallery") ->
 
 def exact_search(chunks, queries: np.ndarray, topk: int) -> tuple[np.ndarray, np.ndarray]:
     """Brute-force k nearest (squared Euclidean, as :func:`mbf.evaluation.euclidean_distance`)
-    over ``(start, float32 block)`` chunks, keeping a running top-k; memory: one block of distances."""
+    over ``(start, float32 block)`` chunks, keeping a running top-k; memory: one float32 block of
+    gallery rows (a float16 gallery's block is converted) and its distances."""
     if topk < 1:
         raise InputError(f"topk must be at least 1, got {topk}")
     q = torch.from_numpy(queries)
