@@ -76,3 +76,17 @@ def test_bad_input_gives_one_clear_line(tiny, capsys):
     query = str(next(gallery.rglob("*.jpg")))
     assert "288" in error(main(["search", "--gallery", str(out), "--query", query, "--weights", other,
                                "--config_file", tiny.config, *tiny.opts, "MODEL.VIT_EMBED_DIM", "48"]))
+
+
+def test_search_refuses_a_query_model_that_normalises_otherwise_than_the_gallery(tiny, capsys):
+    weights = tiny.weights()
+    paths = tiny.images("gallery", 3)
+    out = tiny.tmp / "raw.npz"
+    assert tiny.extract(weights, tiny.tmp / "gallery", out, extra=["TEST.FEAT_NORM", "no"]) == 0
+    capsys.readouterr()
+    own = ["--weights", weights, "--config_file", tiny.config, *tiny.opts]
+    assert main(["search", "--gallery", str(out), "--query", paths[0], *own]) == 2  # FEAT_NORM 'yes' by default
+    err = capsys.readouterr().err
+    assert "L2-normalised (TEST.FEAT_NORM)" in err and "raw.npz are not normalised" in err
+    assert main(["search", "--gallery", str(out), "--query", paths[0], *own, "TEST.FEAT_NORM", "no"]) == 0
+    assert last_table(capsys.readouterr().out)[0][2] == paths[0]

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import mbf.retrieval.extraction as extraction
 from mbf.engine.distributed import DistInfo
@@ -104,3 +105,51 @@ def test_two_gloo_ranks_merge_to_the_single_process_result(tiny):
     assert "rank 0 of 2: 2 shards" in done.stdout  # shards 0 and 2 on rank 0; 1 and 3 on rank 1
     np.testing.assert_allclose(feats(out), feats(single), atol=1e-6)
     assert Gallery.load(out).paths == Gallery.load(single).paths
+
+
+def test_a_killed_merge_does_not_block_the_resume_of_a_folder_gallery(tiny, monkeypatch):
+    weights = tiny.weights()
+    tiny.images("gallery", 5)
+    out = tiny.tmp / "big"
+    real_merge = extraction.merge
+
+    def killed_while_merging(layout, *args):  # what SIGKILL in the middle of the merge leaves
+        (layout.out / ".feats.tmp-999.npy").write_bytes(b"partial")
+        (layout.out / ".paths.tmp-999").write_text("partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(extraction, "merge", killed_while_merging)
+    assert tiny.extract(weights, tiny.tmp / "gallery", out, "--shard_size", "2") == 130
+    monkeypatch.setattr(extraction, "merge", real_merge)
+    assert tiny.extract(weights, tiny.tmp / "gallery", out, "--shard_size", "2") == 0
+    assert sorted(p.name for p in out.iterdir()) == ["feats.npy", "gallery.json", "paths.txt"]
+    assert Gallery.load(out).feats.shape == (5, 288)
+
+
+def test_a_bad_shard_is_named_and_the_failed_merge_leaves_no_temporaries(tmp_path):
+    from mbf.errors import InputError
+
+    layout = extraction.OutputLayout(tmp_path / "g")
+    manifest = {"shards": 2, "shard_size": 2, "dim": 4, "dtype": "float32"}
+    layout.work.mkdir(parents=True)
+    extraction._save_shard(extraction.shard_path(layout.work, 0), np.zeros((2, 4), np.float32))
+    extraction._save_shard(extraction.shard_path(layout.work, 1), np.zeros((1, 5), np.float32))  # not (1, 4)
+    with pytest.raises(InputError, match=r"shard-000001\.npy holds float32 \(1, 5\), expected float32 \(1, 4\)"):
+        extraction.merge(layout, ["a", "b", "c"], manifest, {})
+    assert sorted(p.name for p in layout.out.iterdir()) == ["parts"]
+    layout.check(overwrite=False)  # still a gallery folder to resume into
+    extraction._save_shard(extraction.shard_path(layout.work, 1), np.ones((1, 4), np.float32))
+    extraction.merge(layout, ["a", "b", "c"], manifest, {})
+    g = Gallery.load(layout.out)
+    assert g.paths == ["a", "b", "c"] and np.asarray(g.feats).tolist() == [[0] * 4, [0] * 4, [1] * 4]
+
+
+def test_an_empty_image_list_is_refused_before_anything_is_written(tmp_path):
+    from types import SimpleNamespace
+
+    from mbf.errors import InputError
+
+    for out in (tmp_path / "g.npz", tmp_path / "folder"):
+        with pytest.raises(InputError, match="no images to extract"):
+            extraction.extract_gallery(SimpleNamespace(dim=4), [], out, {}, {}, progress=False)
+    assert list(tmp_path.iterdir()) == []

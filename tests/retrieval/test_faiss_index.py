@@ -166,3 +166,46 @@ def test_search_rerank_on_an_ivfpq_index_prints_the_exact_results(tiny, capsys):
         tables.append(last_table(capsys.readouterr().out))
     assert tables[1][0][2] == paths[3] and [r[2] for r in tables[0]] == [r[2] for r in tables[1]]
     np.testing.assert_allclose([float(r[1]) for r in tables[0]], [float(r[1]) for r in tables[1]], atol=2e-4)
+
+
+def test_a_projection_wider_than_its_sample_is_refused_before_training():
+    with pytest.raises(InputError, match="--pca 1024 is more components than the 1000 descriptors"):
+        IvfPqParams.defaults(1000, 2048, pca=1024)  # 1,000 rows give at most 1,000 principal components
+    x = clustered(1200, 64)
+    with pytest.raises(InputError, match="--pca 40 is more components than the 30 descriptors"):
+        build_index(Gallery(x, [f"img{i}.jpg" for i in range(len(x))]), "ivfpq", pca=40, pca_sample=30)
+    assert IvfPqParams.defaults(1000, 2048, pca=1000).pca == 1000
+
+
+def test_index_command_refuses_an_unusable_output_before_building(tmp_path, monkeypatch, capsys):
+    import mbf.retrieval.faiss_index as faiss_index
+    from mbf.retrieval.gallery import write_npz
+
+    x = clustered(20, 8)
+    write_npz(tmp_path / "g.npz", x, [f"img{i}.jpg" for i in range(len(x))],
+              {"config_file": "", "weights": "", "opts": [], "feat_norm": True})
+
+    def never(*args, **kwargs):
+        raise AssertionError("the index was built although it could not be saved")
+
+    monkeypatch.setattr(faiss_index, "build_index", never)
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "keep.txt").write_text("x")
+    (tmp_path / "a_file").write_text("x")
+    for out in ("foreign", "a_file"):
+        for more, message in (([], "already exists"), (["--overwrite"], "exists and is not an mbf index folder")):
+            assert main(["index", "--gallery", str(tmp_path / "g.npz"), "--out", str(tmp_path / out), *more]) == 2
+            assert f"{out} {message}" in capsys.readouterr().err
+    assert (tmp_path / "foreign" / "keep.txt").read_text() == "x" and (tmp_path / "a_file").read_text() == "x"
+
+
+def test_search_rerank_on_a_flat_index_is_refused_not_ignored(tmp_path, capsys):
+    from mbf.retrieval.gallery import write_npz
+
+    x = clustered(20, 8)
+    gallery = Gallery(x, [f"img{i}.jpg" for i in range(len(x))], config_file="c.yml", weights="w.pth",
+                      source=str(tmp_path / "g.npz"))
+    write_npz(tmp_path / "g.npz", x, gallery.paths, gallery.meta())
+    build_index(gallery, "flat").save(tmp_path / "idx", gallery.paths)
+    assert main(["search", "--gallery", str(tmp_path / "idx"), "--query", "q.jpg", "--rerank"]) == 2
+    assert "--rerank applies to an ivfpq index" in capsys.readouterr().err

@@ -33,14 +33,12 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     # deferred (see mbf.cli): `mbf --help` imports every subcommand module, not torch
     from ..engine.runtime import setup_logging
-    from ..errors import InputError
-    from ..retrieval.faiss_index import SearchIndex, build_index
+    from ..retrieval.faiss_index import build_index, check_output
     from ..retrieval.gallery import Gallery
 
     setup_logging(True)
     gallery = Gallery.load(args.gallery)
-    if SearchIndex.is_index(args.out) and not args.overwrite:
-        raise InputError(f"index {args.out} already exists (pass --overwrite to replace it)")
+    check_output(args.out, args.overwrite)  # before the (possibly long) build, as save() checks it
     start = time.perf_counter()
     index = build_index(gallery, args.kind, pca=args.pca, nlist=args.nlist, m=args.pq_m, nprobe=args.nprobe,
                         k_factor=args.k_factor, rerank_factor=args.rerank_factor)

@@ -44,6 +44,9 @@ def run(args) -> int:
         meta, dim = searcher.meta["gallery"], searcher.dim
         kwargs = {"nprobe": args.nprobe, "k_factor": args.k_factor, "rerank_factor": args.rerank_factor}
         if args.rerank:
+            if searcher.meta["kind"] != "ivfpq":
+                raise InputError(f"--rerank applies to an ivfpq index; {args.gallery} is a {searcher.meta['kind']} "
+                                 "(exact) index")
             if not meta.get("source"):
                 raise InputError(f"{args.gallery} does not record its gallery, so --rerank cannot read it")
             kwargs["rerank"] = Gallery.load(meta["source"]).rows()
@@ -58,6 +61,12 @@ def run(args) -> int:
     embedder = Embedder.load(args.weights or meta["weights"], config, args.opts if own_config else meta["opts"])
     if embedder.dim != dim:
         raise InputError(f"the model gives {embedder.dim}-d descriptors, {args.gallery} holds {dim}-d ones")
+    if embedder.card.feat_norm != bool(meta.get("feat_norm", embedder.card.feat_norm)):
+        def norm(on: bool) -> str:
+            return "L2-normalised" if on else "not normalised"
+
+        raise InputError(f"the model's descriptors are {norm(embedder.card.feat_norm)} (TEST.FEAT_NORM), "
+                         f"those of {args.gallery} are {norm(not embedder.card.feat_norm)}: their distances would rank wrongly")
     results = searcher.results(embedder.embed([args.query]), args.topk, **kwargs)[0]
     print(f"{'rank':>4}  {'distance':>8}  path")
     for rank, (path, dist) in enumerate(results, start=1):

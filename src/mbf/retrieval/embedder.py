@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from ..config import load_config
 from ..errors import CheckpointError, InputError
 from ..modeling import build_model_from_checkpoint
-from .images import ImageFiles, camera_from_name, to_pil
+from .images import ImageFiles, camera_of, to_pil
 from .export import onnx_session, read_card
 from .metadata import ModelCard
 
@@ -147,13 +147,12 @@ class Embedder:
         out = np.full(len(images), self.unknown_camera, np.int64)
         for i, item in enumerate(images):
             given = cameras[i] if cameras is not None else None
-            if given is None and isinstance(item, (str, os.PathLike)):
-                named = camera_from_name(str(item))
-                given = named if named is not None and 0 <= named < self.num_cameras else None
             if given is not None:
                 if not 0 <= int(given) < self.num_cameras:
                     raise InputError(f"camera {given} of image {i} is not a camera of the model (0..{self.num_cameras - 1})")
                 out[i] = int(given)
+            elif isinstance(item, (str, os.PathLike)):  # the policy `mbf extract` applies (ImageFiles)
+                out[i] = camera_of(str(item), self.num_cameras, self.unknown_camera)
         return out
 
     def file_loader(self, paths: list[str], num_workers: int = 0) -> DataLoader:

@@ -60,10 +60,17 @@ class OutputLayout:
             if out.exists() and not out.is_dir():
                 raise InputError(f"output {out} is a file; give a folder for the gallery or a path ending in .npz")
             ours = {GALLERY_JSON, "feats.npy", "paths.txt", "parts"}
-            if out.is_dir() and any(p.name not in ours for p in out.iterdir()):
+            if out.is_dir() and any(p.name not in ours and not _merge_temporary(p.name) for p in out.iterdir()):
                 raise InputError(f"output folder {out} holds files that are not an mbf gallery; choose another")
         if self.finished() and not overwrite:
             raise InputError(f"gallery {out} already exists (pass --overwrite to replace it)")
+
+
+_MERGE_TEMPORARIES = (".feats.tmp-", ".paths.tmp-", f".{GALLERY_JSON}.tmp-")  # what a killed merge leaves
+
+
+def _merge_temporary(name: str) -> bool:
+    return name.startswith(_MERGE_TEMPORARIES)
 
 
 def shard_path(work: Path, index: int) -> Path:
@@ -157,27 +164,52 @@ def merge(layout: OutputLayout, paths: list[str], manifest: dict, meta: dict) ->
     if missing:
         raise InputError(f"{work}: shards {missing[:8]} are missing; rerun the same `mbf extract` to finish them")
     meta = {**meta, "dim": dim, "count": len(paths), "dtype": manifest["dtype"]}
+    shards = [_ShardSpec(shard_path(work, i), min(manifest["shard_size"], len(paths) - i * manifest["shard_size"]),
+                         dim, manifest["dtype"]) for i in range(manifest["shards"])]
     if layout.is_npz:
-        feats = np.concatenate([np.load(shard_path(work, i)) for i in range(manifest["shards"])])
-        write_npz(out, feats, paths, meta)
+        write_npz(out, np.concatenate([s.load() for s in shards]), paths, meta)
     else:
         (out / GALLERY_JSON).unlink(missing_ok=True)  # --overwrite: incomplete until the new one is written
-        tmp = out / f".feats.tmp-{os.getpid()}.npy"
-        feats = np.lib.format.open_memmap(tmp, mode="w+", dtype=manifest["dtype"], shape=(len(paths), dim))
-        row = 0
-        for i in range(manifest["shards"]):
-            shard = np.load(shard_path(work, i))
-            feats[row:row + len(shard)] = shard
-            row += len(shard)
-        feats.flush()
-        del feats
-        os.replace(tmp, out / "feats.npy")
-        text = out / f".paths.tmp-{os.getpid()}"
-        text.write_text("\n".join(paths), encoding="utf-8")
-        os.replace(text, out / "paths.txt")
-        _write_json(out / GALLERY_JSON, meta)
+        tmp, text = out / f".feats.tmp-{os.getpid()}.npy", out / f".paths.tmp-{os.getpid()}"
+        try:
+            feats = np.lib.format.open_memmap(tmp, mode="w+", dtype=manifest["dtype"], shape=(len(paths), dim))
+            row = 0
+            for spec in shards:
+                feats[row:row + spec.rows] = spec.load()
+                row += spec.rows
+            feats.flush()
+            del feats
+            os.replace(tmp, out / "feats.npy")
+            text.write_text("\n".join(paths), encoding="utf-8")
+            os.replace(text, out / "paths.txt")
+            _write_json(out / GALLERY_JSON, meta)
+        finally:
+            tmp.unlink(missing_ok=True)
+            text.unlink(missing_ok=True)
+        for stale in out.iterdir():  # left by a merge that was killed before this one
+            if _merge_temporary(stale.name):
+                stale.unlink()
     shutil.rmtree(work)
     return out
+
+
+@dataclass(frozen=True)
+class _ShardSpec:
+    path: Path
+    rows: int
+    dim: int
+    dtype: str
+
+    def load(self) -> np.ndarray:
+        """The finished shard, InputError naming it when it is not the rows x dim array it should be."""
+        try:
+            shard = np.load(self.path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{self.path} is unreadable ({exc}); remove it and rerun to embed it again") from None
+        if shard.shape != (self.rows, self.dim) or shard.dtype != np.dtype(self.dtype):
+            raise InputError(f"{self.path} holds {shard.dtype} {shard.shape}, expected {self.dtype} "
+                             f"({self.rows}, {self.dim}); remove it and rerun to embed it again")
+        return shard
 
 
 def extract_gallery(embedder, paths: list[str], out: str | os.PathLike, fingerprint: dict, meta: dict,
@@ -192,6 +224,8 @@ def extract_gallery(embedder, paths: list[str], out: str | os.PathLike, fingerpr
         raise InputError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     if shard_size < 1:
         raise InputError(f"--shard_size must be at least 1, got {shard_size}")
+    if not paths:
+        raise InputError(f"no images to extract into {out}")
     if any("\n" in p for p in paths):
         raise InputError("image paths with line breaks cannot be stored in a gallery")
     layout = OutputLayout(Path(out))

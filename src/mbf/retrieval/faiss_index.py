@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from .gallery import Gallery, check_queries
+from .gallery import Gallery, check_queries, named_results, read_paths
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,10 @@ class IvfPqParams:
             raise InputError(f"--pca must be between 0 and the descriptor size {dim}, got {p.pca}")
         width = p.pca or dim
         train = min(count, p.train_size)
+        fitted_on = min(train, p.pca_sample)  # the projection's sample gives at most this many components
+        if p.pca > fitted_on:
+            raise InputError(f"--pca {p.pca} is more components than the {fitted_on} descriptors the projection is "
+                             f"fitted on; use --pca {fitted_on} or less")
         if "nlist" not in given:
             p.nlist = max(1, min(int(math.sqrt(count)), train // 39))
         if "m" not in given:
@@ -163,11 +167,7 @@ class SearchIndex:
     def save(self, folder: str | os.PathLike, paths: list[str], overwrite: bool = False) -> Path:
         """Write the index folder (a temporary folder moved into place)."""
         faiss = _faiss()
-        folder = Path(folder)
-        if folder.exists() and not overwrite:
-            raise InputError(f"index {folder} already exists (pass --overwrite to replace it)")
-        if folder.exists() and not (folder / INDEX_JSON).is_file():
-            raise InputError(f"{folder} exists and is not an mbf index folder; choose another output")
+        folder = check_output(folder, overwrite)
         tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
         try:
             tmp.mkdir(parents=True)
@@ -193,7 +193,7 @@ class SearchIndex:
         try:
             meta = json.loads((folder / INDEX_JSON).read_text())
             index = faiss.read_index(str(folder / "index.faiss"))
-            paths = (folder / "paths.txt").read_text(encoding="utf-8").split("\n")[: index.ntotal]
+            paths = read_paths(folder / "paths.txt", index.ntotal)
             pca = None
             if (folder / "pca.npz").is_file():
                 with np.load(folder / "pca.npz") as data:
@@ -236,8 +236,17 @@ class SearchIndex:
         return dist, idx
 
     def results(self, queries: np.ndarray, topk: int, **kwargs) -> list[list[tuple[str, float]]]:
-        dist, idx = self.search(queries, topk, **kwargs)
-        return [[(self.paths[i], float(d)) for d, i in zip(drow, irow) if i >= 0] for drow, irow in zip(dist, idx)]
+        return named_results(self.paths, *self.search(queries, topk, **kwargs))
+
+
+def check_output(folder: str | os.PathLike, overwrite: bool = False) -> Path:
+    """``folder`` as a Path once it is known that an index may be written there; InputError if not."""
+    folder = Path(folder)
+    if folder.exists() and not overwrite:
+        raise InputError(f"index {folder} already exists (pass --overwrite to replace it)")
+    if folder.exists() and not (folder / INDEX_JSON).is_file():
+        raise InputError(f"{folder} exists and is not an mbf index folder; choose another output")
+    return folder
 
 
 def rescore(queries: np.ndarray, candidates: np.ndarray, feats, k: int,

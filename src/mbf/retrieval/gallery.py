@@ -69,12 +69,15 @@ class Gallery:
             raise InputError(f"gallery not found: {path} (make one with `mbf extract`)")
         try:
             with np.load(path, allow_pickle=False) as data:
-                feats = data["feats"]
+                feats = _check_feats(data["feats"], path)
                 feat_norm = bool(data["feat_norm"]) if "feat_norm" in data else _looks_normalised(feats)
-                return cls(feats, [str(p) for p in data["paths"]], str(data["config_file"]), str(data["weights"]),
-                           [str(o) for o in data["opts"]], feat_norm, str(path))
+                gallery = cls(feats, [str(p) for p in data["paths"]], str(data["config_file"]), str(data["weights"]),
+                              [str(o) for o in data["opts"]], feat_norm, str(path))
         except (KeyError, ValueError, OSError) as exc:
             raise InputError(f"{path} is not a gallery written by `mbf extract`: {exc}") from None
+        if len(gallery.paths) != feats.shape[0]:
+            raise InputError(f"{path}: {feats.shape[0]} descriptors but {len(gallery.paths)} paths")
+        return gallery
 
     @classmethod
     def _load_folder(cls, folder: Path) -> "Gallery":
@@ -83,12 +86,10 @@ class Gallery:
             raise InputError(f"{folder} holds no finished gallery ({GALLERY_JSON} missing): run or resume `mbf extract`")
         try:
             meta = json.loads(meta_file.read_text())
-            feats = np.load(folder / "feats.npy", mmap_mode="r")
-            paths = (folder / "paths.txt").read_text(encoding="utf-8").split("\n")[: feats.shape[0]]
+            feats = _check_feats(np.load(folder / "feats.npy", mmap_mode="r"), folder / "feats.npy")
+            paths = read_paths(folder / "paths.txt", feats.shape[0])
         except (OSError, ValueError) as exc:
             raise InputError(f"{folder} is not a gallery written by `mbf extract`: {exc}") from None
-        if len(paths) != feats.shape[0]:
-            raise InputError(f"{folder}: {feats.shape[0]} descriptors but {len(paths)} paths")
         return cls(feats, paths, meta.get("config_file", ""), meta.get("weights", ""), list(meta.get("opts", [])),
                    bool(meta.get("feat_norm", True)), str(folder))
 
@@ -99,8 +100,7 @@ class Gallery:
         return exact_search(self.chunks(search_chunk_rows(len(queries))), queries, topk)
 
     def results(self, queries: np.ndarray, topk: int) -> list[list[tuple[str, float]]]:
-        dist, idx = self.search(queries, topk)
-        return [[(self.paths[i], float(d)) for d, i in zip(drow, irow) if i >= 0] for drow, irow in zip(dist, idx)]
+        return named_results(self.paths, *self.search(queries, topk))
 
 
 class NpyRows:
@@ -141,7 +141,10 @@ class NpyRows:
         view = memoryview(out.view(np.uint8).reshape(-1))
         for i, r in enumerate(rows.tolist()):
             pos = i * self.row_bytes
-            os.preadv(self._fd, [view[pos:pos + self.row_bytes]], self.offset + r * self.row_bytes)
+            got = os.preadv(self._fd, [view[pos:pos + self.row_bytes]], self.offset + r * self.row_bytes)
+            if got != self.row_bytes:  # the file shrank since its header was read: never return unread memory
+                raise InputError(f"{self.path} is shorter than its header says ({self.shape[0]} rows): "
+                                 f"row {r} could not be read")
         return out
 
     def __del__(self):
@@ -150,17 +153,35 @@ class NpyRows:
             os.close(fd)
 
 
+def read_paths(file: Path, count: int) -> list[str]:
+    """The ``count`` paths of ``file`` (one per line, as written: no trailing line break); InputError if
+    it holds another number of them."""
+    lines = file.read_text(encoding="utf-8").split("\n")
+    if len(lines) == count + 1 and lines[-1] == "":  # one final line break (an edited file): not a path
+        lines.pop()
+    if len(lines) != count:
+        raise InputError(f"{file}: {len(lines)} paths for {count} descriptors")
+    return lines
+
+
+def named_results(paths: list[str], dist: np.ndarray, idx: np.ndarray) -> list[list[tuple[str, float]]]:
+    """Per query, (path, distance) of each result found (FAISS's -1 for "none" left out)."""
+    return [[(paths[i], float(d)) for d, i in zip(drow, irow) if i >= 0] for drow, irow in zip(dist, idx)]
+
+
 def check_queries(queries: np.ndarray, dim: int, source: str = "the gallery") -> np.ndarray:
     q = np.asarray(queries, dtype=np.float32)
     q = q.reshape(1, -1) if q.ndim == 1 else q
     if q.ndim != 2 or q.shape[1] != dim:
-        raise InputError(f"query descriptors have {q.shape[-1]} dims, {source or 'the gallery'} has {dim}")
+        raise InputError(f"query descriptors must be [Q, {dim}] or [{dim}] for {source or 'the gallery'}, "
+                         f"got shape {q.shape}")
     return np.ascontiguousarray(q)
 
 
 def exact_search(chunks, queries: np.ndarray, topk: int) -> tuple[np.ndarray, np.ndarray]:
     """Brute-force k nearest (squared Euclidean, as :func:`mbf.evaluation.euclidean_distance`)
-    over ``(start, float32 block)`` chunks, keeping a running top-k; memory: one block of distances."""
+    over ``(start, float32 block)`` chunks, keeping a running top-k; memory: one float32 block of
+    gallery rows (a float16 gallery's block is converted) and its distances."""
     if topk < 1:
         raise InputError(f"topk must be at least 1, got {topk}")
     q = torch.from_numpy(queries)
@@ -177,6 +198,13 @@ def exact_search(chunks, queries: np.ndarray, topk: int) -> tuple[np.ndarray, np
 def search_chunk_rows(num_queries: int, budget: int = 1 << 25) -> int:
     """Gallery rows per block so that one block of distances stays near ``budget`` floats."""
     return int(min(SEARCH_CHUNK, max(1024, budget // max(num_queries, 1))))
+
+
+def _check_feats(feats: np.ndarray, source) -> np.ndarray:
+    if feats.ndim != 2 or not np.issubdtype(feats.dtype, np.floating):
+        raise InputError(f"{source}: descriptors must be a float N x D array (float32 or float16), "
+                         f"got {feats.dtype} of shape {feats.shape}")
+    return feats
 
 
 def _looks_normalised(feats: np.ndarray) -> bool:
