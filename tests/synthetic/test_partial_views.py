@@ -30,6 +30,25 @@ def test_any_two_identities_differ_in_two_regions_seen_with_the_legs_hidden(seed
             assert sum(r in differ for r in syn.UPPER_REGIONS) >= 2, (group, a, b)
 
 
+def _tops(seed: int) -> dict[str, list[tuple[int, int]]]:
+    opts = syn.make_options()
+    specs, apps, _ = syn._plan(seed, opts)
+    groups = (("train", {syn.TRAIN_DIR}), ("gallery", {syn.GALLERY_DIR}))
+    return {g: [syn.appearance.top_colours(apps[p]) for p in sorted({s.pid for s in specs if s.split in splits})]
+            for g, splits in groups}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_tops_colours_name_a_person_on_their_own_while_pairs_remain(seed):
+    tops = _tops(seed)
+    n = len(syn.appearance._PALETTE)
+    pairs = n * (n - 1) + n  # ordered pairs of distinct clothing colours, and plain tops (196)
+    assert len(tops["gallery"]) == 150 and len(set(tops["gallery"])) == 150  # every gallery identity its own
+    train = tops["train"]
+    assert len(train) == 200 and len(set(train)) == pairs  # more identities than pairs: every pair used,
+    assert max(train.count(t) for t in set(train)) == 2  # and none more than twice
+
+
 def test_identities_use_the_whole_range_of_each_region():
     codes = [c for group in _groups(0).values() for c in group]
     for region, at_least in (("head", 30), ("upper", 150), ("bag", 20), ("lower", 30), ("shoes", 8)):

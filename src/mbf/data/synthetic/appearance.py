@@ -132,20 +132,31 @@ def region_codes(app: Appearance) -> dict[str, tuple]:
 UPPER_REGIONS = ("head", "upper", "bag")  # seen whenever the upper half of the person is
 
 
+def top_colours(app: Appearance) -> tuple[int, int]:
+    """The palette indices of the top's colour and of its layout's second colour (-1: plain)."""
+    main, _, second = app.code[1]
+    return main, second
+
+
 class IdentityPool:
     """Draws the identities of one evaluation group (the training identities; the test identities
     with the gallery distractors) so that any two differ in at least two of UPPER_REGIONS: with
-    the legs hidden, or one of those regions covered too, a person is still told apart."""
+    the legs hidden, or one of those regions covered too, a person is still told apart.
+
+    Version 5 also keeps the top's colours (:func:`top_colours`) apart while unused pairs
+    remain: the torso, the region an occluder leaves visible most often, then names the person on
+    its own in groups up to the number of pairs (196), and larger groups repeat pairs as rarely
+    as the draws allow."""
 
     def __init__(self, tries: int = 400):
         self.tries = tries
-        self._seen: set = set()  # each identity's upper-half codes with one region left out
+        self._seen: set = set()  # each identity's upper-half codes with one region left out, and its top colours
 
     @staticmethod
     def _keys(app: Appearance) -> list[tuple]:
         codes = region_codes(app)
         upper = [codes[r] for r in UPPER_REGIONS]
-        return [(k, *upper[:k], *upper[k + 1:]) for k in range(len(upper))]
+        return [(k, *upper[:k], *upper[k + 1:]) for k in range(len(upper))] + [("top", *top_colours(app))]
 
     def draw(self, rng: np.random.Generator) -> Appearance:
         """A new identity unlike every earlier one (the closest of ``tries`` draws for very large groups)."""

@@ -8,8 +8,9 @@ from ...errors import DatasetError
 from ...parts import BACKGROUND, HEAD, LOWER, SHOES, UPPER  # noqa: F401  (the part labels, re-exported)
 
 # 2: distinct colours, no look-alikes, milder occlusion; 3: cut-off bodies as clipped boxes; 4: identities kept
-# apart region by region (coarse layouts, hats, bags, shoes), occluders in clothing colours, cut-offs at body scale
-GENERATOR_VERSION = 4
+# apart region by region (coarse layouts, hats, bags, shoes), occluders in clothing colours, cut-offs at body scale;
+# 5: the top's two colours kept apart within a group too
+GENERATOR_VERSION = 5
 DATASET_DIR_NAME = "Synthetic_Occluded"  # folder under DATASETS.ROOT_DIR read by `synthetic_occ`
 TRAIN_DIR, QUERY_DIR, GALLERY_DIR = "bounding_box_train", "query", "bounding_box_test"
 SPLIT_DIRS = (TRAIN_DIR, QUERY_DIR, GALLERY_DIR)
