@@ -23,6 +23,10 @@ class CheckpointError(MBFError):
     """A weights file is missing, corrupt or belongs to another architecture."""
 
 
+class UnsafeCheckpointError(CheckpointError):
+    """The weights-only loader refused the file: it holds (or is damaged into) more than tensors and plain types."""
+
+
 class InputError(MBFError):
     """Tensors or arrays handed to the API do not have the expected shape or values."""
 

@@ -61,12 +61,11 @@ def run(args) -> int:
     embedder = Embedder.load(args.weights or meta["weights"], config, args.opts if own_config else meta["opts"])
     if embedder.dim != dim:
         raise InputError(f"the model gives {embedder.dim}-d descriptors, {args.gallery} holds {dim}-d ones")
-    if embedder.card.feat_norm != bool(meta.get("feat_norm", embedder.card.feat_norm)):
-        def norm(on: bool) -> str:
-            return "L2-normalised" if on else "not normalised"
-
-        raise InputError(f"the model's descriptors are {norm(embedder.card.feat_norm)} (TEST.FEAT_NORM), "
-                         f"those of {args.gallery} are {norm(not embedder.card.feat_norm)}: their distances would rank wrongly")
+    gallery_norm = bool(meta.get("feat_norm", embedder.card.feat_norm))
+    if embedder.card.feat_norm != gallery_norm:
+        state = {True: "L2-normalised", False: "not normalised"}
+        raise InputError(f"the model's descriptors are {state[embedder.card.feat_norm]} (TEST.FEAT_NORM), those of "
+                         f"{args.gallery} are {state[gallery_norm]}: their distances would rank wrongly")
     results = searcher.results(embedder.embed([args.query]), args.topk, **kwargs)[0]
     print(f"{'rank':>4}  {'distance':>8}  path")
     for rank, (path, dist) in enumerate(results, start=1):

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, UnsafeCheckpointError
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
@@ -40,9 +40,6 @@ def load_file(path: str | os.PathLike, weights_only: bool = True) -> Any:
         error = UnsafeCheckpointError if weights_only and isinstance(exc, pickle.UnpicklingError) else CheckpointError
         raise error(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from None
 
-
-class UnsafeCheckpointError(CheckpointError):
-    """The weights-only loader refused the file: it holds (or is damaged into) more than tensors and plain types."""
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

@@ -35,8 +35,8 @@ import torch
 import yaml
 
 from ..data.loaders import available_cpus
-from ..errors import RunFolderError
-from .checkpoint import UnsafeCheckpointError, load_file
+from ..errors import RunFolderError, UnsafeCheckpointError
+from .checkpoint import load_file
 
 log = logging.getLogger("mbf.train")
 

@@ -50,9 +50,7 @@ class Gallery:
     def rows(self) -> "np.ndarray | NpyRows":
         """Random access to single rows: a folder gallery's ``feats.npy`` read row by row with
         ``pread`` (only the bytes asked for, no read-ahead mapped into this process), else the array."""
-        if self.source and Path(self.source).is_dir():
-            return NpyRows(Path(self.source) / "feats.npy")
-        return self.feats
+        return NpyRows(self.feats) if isinstance(self.feats, np.memmap) else self.feats
 
     def chunks(self, size: int = SEARCH_CHUNK):
         """(start, float32 block) over the gallery, ``size`` rows at a time."""
@@ -111,22 +109,18 @@ class NpyRows:
     and all of it counts as this process's memory. Explicit reads fetch only the rows asked for.
     """
 
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        try:
-            with open(self.path, "rb") as f:
-                version = np.lib.format.read_magic(f)
-                read_header = {(1, 0): np.lib.format.read_array_header_1_0,
-                               (2, 0): np.lib.format.read_array_header_2_0}.get(version)
-                if read_header is None:
-                    raise ValueError(f".npy format version {version} (expected 1.0 or 2.0)")
-                shape, fortran, dtype = read_header(f)
-                self.offset = f.tell()
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{self.path} is not a descriptor file written by `mbf extract`: {exc}") from None
-        if len(shape) != 2 or fortran:
-            raise InputError(f"{self.path}: expected a C-ordered 2-D array, got shape {shape}")
-        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+    def __init__(self, source: "str | os.PathLike | np.memmap"):
+        """``source``: a ``.npy`` file, or a read-only memory map of one (a folder gallery's ``feats``),
+        whose header NumPy has already read: only its file name, data offset, shape and dtype are used."""
+        if not isinstance(source, np.memmap):
+            try:
+                source = np.load(source, mmap_mode="r")
+            except (OSError, ValueError) as exc:
+                raise InputError(f"{source} is not a descriptor file written by `mbf extract`: {exc}") from None
+        self.path = Path(source.filename)
+        if source.ndim != 2 or not source.flags.c_contiguous:
+            raise InputError(f"{self.path}: expected a C-ordered 2-D array, got shape {source.shape}")
+        self.shape, self.dtype, self.offset = tuple(source.shape), source.dtype, int(source.offset)
         self.row_bytes = self.shape[1] * self.dtype.itemsize
         self._fd = os.open(self.path, os.O_RDONLY)
 
