@@ -43,6 +43,7 @@ def run(args) -> int:
     index = build_index(gallery, args.kind, pca=args.pca, nlist=args.nlist, m=args.pq_m, nprobe=args.nprobe,
                         k_factor=args.k_factor, rerank_factor=args.rerank_factor)
     out = index.save(args.out, gallery.paths, args.overwrite)
-    log.info("%s index of %d descriptors (%d-d) written to %s in %.1f s, %.1f MiB", args.kind, index.ntotal,
-             gallery.dim, out, time.perf_counter() - start, index.memory_bytes() / 2**20)
+    size = sum(f.stat().st_size for f in out.iterdir())  # what was written, not serialised a second time
+    log.info("%s index of %d descriptors (%d-d) written to %s in %.1f s, %.1f MiB on disk", args.kind, index.ntotal,
+             gallery.dim, out, time.perf_counter() - start, size / 2**20)
     return 0
