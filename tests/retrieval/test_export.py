@@ -86,3 +86,30 @@ def test_export_bad_input_is_one_line_and_leaves_nothing(tiny, capsys, monkeypat
     code, err = export(tiny.tmp / "fails.onnx")
     assert code == 2 and "onnxruntime output differs" in err[0] and "relative error" in err[0]
     assert sorted(p.name for p in tiny.tmp.iterdir()) == ["a_file", "exists.onnx", "model.pth", "wide.pth"]
+
+
+def test_a_failing_exporter_is_one_line_naming_the_output_and_leaves_no_new_folder(tiny, capsys, monkeypatch,
+                                                                                    tmp_path):
+    import mbf.retrieval.export as export_module
+
+    def broken_export(*args, **kwargs):
+        raise RuntimeError("Exporting the operator 'aten::fancy' to ONNX opset version 17 is not supported.\n"
+                           "  more detail from inside the tracer")
+
+    weights, base = tiny.weights(), tmp_path / "exports"
+    base.mkdir()
+    out = base / "new" / "deeper" / "m.onnx"
+    monkeypatch.setattr(torch.onnx, "export", broken_export)
+    code = main(["export", "--config_file", tiny.config, "--weights", weights, "--out", str(out), *tiny.opts])
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if line]
+    assert code == 2 and len(err) == 1
+    assert "torch.onnx.export could not export" in err[0] and str(out) in err[0] and "aten::fancy" in err[0]
+    assert "more detail" not in err[0]
+    assert list(base.iterdir()) == []  # neither the file nor the folders made for it
+
+    monkeypatch.undo()
+    monkeypatch.setattr(export_module, "PARITY_TOLERANCE", -1.0)  # the parity check fails instead
+    (base / "kept").mkdir()
+    out = base / "kept" / "made" / "m.onnx"
+    assert main(["export", "--config_file", tiny.config, "--weights", weights, "--out", str(out), *tiny.opts]) == 2
+    assert [p.name for p in base.rglob("*")] == ["kept"]  # a folder that existed before stays

@@ -8,6 +8,7 @@ is used (no extra dependency); the fused attention kernel exports as plain ONNX 
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import os
@@ -65,6 +66,26 @@ def writable_output(path: str | os.PathLike, overwrite: bool = False, what: str 
     return path
 
 
+@contextlib.contextmanager
+def removing_new_folders(path: str | os.PathLike):
+    """Folders created for ``path`` inside the block are removed again (while empty) if the block
+    ends without ``path`` existing: a failed export leaves no trace."""
+    path = Path(path)
+    missing, folder = [], path.parent
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)  # deepest first
+        folder = folder.parent
+    try:
+        yield
+    finally:
+        if not path.exists():
+            for folder in missing:
+                try:
+                    folder.rmdir()
+                except OSError:  # not empty (something else was written there) or already gone
+                    break
+
+
 def sample_inputs(card: ModelCard, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
     """A batch of random preprocessed images (and cameras) shaped as the card says."""
     gen = torch.Generator().manual_seed(seed)
@@ -118,13 +139,18 @@ def export_onnx(model: nn.Module, card: ModelCard, out: str | os.PathLike, check
     The file is first written beside ``out`` under a temporary name; onnxruntime's output on a
     batch of ``check_batch`` random images is compared with PyTorch's, and only when the
     relative error is at most PARITY_TOLERANCE is the file moved to ``out``. Otherwise
-    ExportError (nothing is left behind).
+    ExportError, also when the exporter itself fails; nothing is left behind, not even the
+    folders created for ``out``.
     """
-    import onnx  # deferred on purpose: the deploy extra is optional
-
     if check_batch < 1:
         raise InputError(f"the check batch must be at least 1, got {check_batch}")
-    out = writable_output(out, overwrite, "ONNX output")
+    with removing_new_folders(out):
+        return _export(model, card, writable_output(out, overwrite, "ONNX output"), check_batch, opset)
+
+
+def _export(model: nn.Module, card: ModelCard, out: Path, check_batch: int, opset: int) -> ExportReport:
+    import onnx  # deferred on purpose: the deploy extra is optional
+
     model = model.eval()
     graph = _DescriptorGraph(model, card.num_cameras > 0).eval()  # export restores the mode it found
     feeds = sample_inputs(card, _TRACE_BATCH)
@@ -138,11 +164,16 @@ def export_onnx(model: nn.Module, card: ModelCard, out: str | os.PathLike, check
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", UserWarning)
-            torch.onnx.export(
-                graph, args, str(tmp), input_names=names, output_names=["descriptor"],
-                dynamic_axes={**{n: {0: "batch"} for n in names}, "descriptor": {0: "batch"}},
-                opset_version=opset, do_constant_folding=True, **kwargs,
-            )
+            try:
+                torch.onnx.export(
+                    graph, args, str(tmp), input_names=names, output_names=["descriptor"],
+                    dynamic_axes={**{n: {0: "batch"} for n in names}, "descriptor": {0: "batch"}},
+                    opset_version=opset, do_constant_folding=True, **kwargs,
+                )
+            except Exception as exc:  # the exporter's errors come from deep inside tracing; name the output
+                first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise ExportError(f"torch.onnx.export could not export the model to {out} (opset {opset}): "
+                                  f"{type(exc).__name__}: {first_line}") from exc
         proto = onnx.load(str(tmp))
         del proto.metadata_props[:]
         entry = proto.metadata_props.add()
