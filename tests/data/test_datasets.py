@@ -83,6 +83,25 @@ def test_missing_folder_shows_the_expected_tree(tmp_path):
     assert "DATASETS.ROOT_DIR" in message
 
 
+def test_an_unreadable_folder_is_one_error_naming_it(market_root, monkeypatch):
+    """Simulated (root reads any folder, so chmod would prove nothing in CI)."""
+    import os
+
+    from mbf.data.datasets import base
+
+    unreadable = str(market_root / "market1501" / "query")
+    real_scandir = os.scandir
+
+    def scandir(folder="."):
+        if str(folder) == unreadable:
+            raise PermissionError(13, "Permission denied", str(folder))
+        return real_scandir(folder)
+
+    monkeypatch.setattr(base.os, "scandir", scandir)
+    with pytest.raises(DatasetError, match="cannot list the dataset folder .*query: Permission denied"):
+        build_dataset("market1501", str(market_root), verbose=False)
+
+
 def test_empty_split_is_an_error(market_root):
     for f in (market_root / "market1501" / "query").iterdir():
         f.unlink()

@@ -115,19 +115,29 @@ def has_extension(name: str, extensions: Sequence[str]) -> bool:
     return os.path.splitext(name)[1].lower() in extensions
 
 
+def _unreadable(folder, exc: PermissionError) -> DatasetError:
+    return DatasetError(f"cannot list the dataset folder {folder}: {exc.strerror or 'permission denied'}")
+
+
 def list_files(folder: Path, extensions: Sequence[str]) -> list[str]:
     """Names of the regular files in ``folder`` with one of ``extensions``, sorted."""
-    with os.scandir(folder) as entries:
-        return sorted(e.name for e in entries if e.is_file() and has_extension(e.name, extensions))
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(e.name for e in entries if e.is_file() and has_extension(e.name, extensions))
+    except PermissionError as exc:
+        raise _unreadable(folder, exc) from None
 
 
 def list_subfolder_files(folder: Path, extensions: Sequence[str]) -> list[str]:
     """Paths ``<folder>/<sub>/<name>`` of the files one level below ``folder``, sorted by file name."""
     found = []
-    with os.scandir(folder) as subs:
-        for sub in subs:
-            if sub.is_dir():
-                found.extend((name, f"{folder}/{sub.name}/{name}") for name in list_files(Path(sub.path), extensions))
+    try:
+        with os.scandir(folder) as subs:
+            dirs = [sub for sub in subs if sub.is_dir()]
+    except PermissionError as exc:
+        raise _unreadable(folder, exc) from None
+    for sub in dirs:
+        found.extend((name, f"{folder}/{sub.name}/{name}") for name in list_files(Path(sub.path), extensions))
     return [path for _, path in sorted(found)]
 
 
@@ -145,6 +155,8 @@ def first_missing(paths: Sequence[str], listings: dict | None = None) -> int | N
                 names = set(os.listdir(folder or "."))
             except (FileNotFoundError, NotADirectoryError):
                 names = set()
+            except PermissionError as exc:
+                raise _unreadable(folder or ".", exc) from None
             listings[folder] = names
         if name not in names:
             return i
