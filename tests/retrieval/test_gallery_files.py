@@ -61,6 +61,23 @@ def test_rows_of_a_truncated_descriptor_file_are_an_error_not_garbage(tmp_path):
         rows[[1, 8]]
 
 
+def test_a_closed_row_reader_releases_its_file_and_refuses_to_read(tmp_path):
+    import os
+
+    from mbf.retrieval.gallery import NpyRows
+
+    x = np.arange(12, dtype=np.float16).reshape(3, 4)
+    np.save(tmp_path / "feats.npy", x)
+    with NpyRows(tmp_path / "feats.npy") as rows:
+        fd = rows._fd
+        np.testing.assert_array_equal(rows[[2]], x[[2]])
+    with pytest.raises(OSError):
+        os.fstat(fd)  # the descriptor was closed by the with block
+    with pytest.raises(InputError, match=r"feats\.npy: the row reader is closed"):
+        rows[[0]]
+    rows.close()  # closing twice is harmless
+
+
 def test_a_folder_gallery_of_1d_or_integer_descriptors_is_refused_at_load(tmp_path):
     with pytest.raises(InputError, match=r"feats\.npy: descriptors must be a float N x D array .*shape \(3,\)"):
         Gallery.load(folder_gallery(tmp_path / "flat", np.zeros(3, np.float32), "a\nb\nc"))

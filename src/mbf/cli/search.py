@@ -67,6 +67,8 @@ def run(args) -> int:
         raise InputError(f"the model's descriptors are {state[embedder.card.feat_norm]} (TEST.FEAT_NORM), those of "
                          f"{args.gallery} are {state[gallery_norm]}: their distances would rank wrongly")
     results = searcher.results(embedder.embed([args.query]), args.topk, **kwargs)[0]
+    if "rerank" in kwargs:
+        kwargs["rerank"].close()
     print(f"{'rank':>4}  {'distance':>8}  path")
     for rank, (path, dist) in enumerate(results, start=1):
         print(f"{rank:4d}  {dist:8.4f}  {path}")

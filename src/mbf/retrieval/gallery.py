@@ -128,6 +128,8 @@ class NpyRows:
         return self.shape[0]
 
     def __getitem__(self, rows) -> np.ndarray:
+        if self._fd is None:
+            raise InputError(f"{self.path}: the row reader is closed")
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
         if len(rows) and (rows.min() < 0 or rows.max() >= self.shape[0]):
             raise IndexError(f"row out of range for {self.path} with {self.shape[0]} rows")
@@ -141,10 +143,20 @@ class NpyRows:
                                  f"row {r} could not be read")
         return out
 
-    def __del__(self):
-        fd = getattr(self, "_fd", None)
+    def close(self) -> None:
+        """Close the file (also done when the object is collected); reading afterwards is an error."""
+        fd, self._fd = getattr(self, "_fd", None), None
         if fd is not None:
             os.close(fd)
+
+    def __enter__(self) -> "NpyRows":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        self.close()
 
 
 def read_paths(file: Path, count: int) -> list[str]:
