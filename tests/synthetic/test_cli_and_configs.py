@@ -50,7 +50,7 @@ def test_synthetic_configs_load(name, model, out_dir):
     assert cfg.MODEL.NAME == model and cfg.OUTPUT_DIR == out_dir
     assert cfg.DATASETS.NAMES == "synthetic_occ" and cfg.DATASETS.ROOT_DIR == "datasets"
     assert cfg.MODEL.PRETRAIN_CHOICE == "none"
-    assert cfg.MODEL.VIT_EMBED_DIM == 192 and cfg.MODEL.VIT_EMBED_DIM % cfg.MODEL.VIT_NUM_HEADS == 0
+    assert cfg.MODEL.VIT_EMBED_DIM == 128 and cfg.MODEL.VIT_EMBED_DIM % cfg.MODEL.VIT_NUM_HEADS == 0
     assert cfg.MODEL.VIT_EMBED_DIM % cfg.MODEL.NUM_HEAD == 0  # decoder heads
     assert list(cfg.INPUT.SIZE_TRAIN) == [128, 64] == list(cfg.INPUT.SIZE_TEST)
     assert cfg.SOLVER.EVAL_PERIOD == cfg.SOLVER.MAX_EPOCHS
