@@ -86,6 +86,12 @@ def removing_new_folders(path: str | os.PathLike):
                     break
 
 
+def _first_line(exc: BaseException) -> str:
+    """The first line of a library's error message (its type's name when it has none): their
+    messages can run to pages of tracer or runtime detail."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def sample_inputs(card: ModelCard, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
     """A batch of random preprocessed images (and cameras) shaped as the card says."""
     gen = torch.Generator().manual_seed(seed)
@@ -116,8 +122,7 @@ def onnx_session(path: str | os.PathLike, threads: int = 0):
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types for unreadable files
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise InputError(f"cannot load ONNX model {path}: {first}") from None
+        raise InputError(f"cannot load ONNX model {path}: {_first_line(exc)}") from None
 
 
 def parity(model: nn.Module, session, card: ModelCard, batch: int) -> tuple[float, float]:
@@ -171,9 +176,8 @@ def _export(model: nn.Module, card: ModelCard, out: Path, check_batch: int, opse
                     opset_version=opset, do_constant_folding=True, **kwargs,
                 )
             except Exception as exc:  # the exporter's errors come from deep inside tracing; name the output
-                first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                 raise ExportError(f"torch.onnx.export could not export the model to {out} (opset {opset}): "
-                                  f"{type(exc).__name__}: {first_line}") from exc
+                                  f"{type(exc).__name__}: {_first_line(exc)}") from exc
         proto = onnx.load(str(tmp))
         del proto.metadata_props[:]
         entry = proto.metadata_props.add()
