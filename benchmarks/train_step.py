@@ -11,6 +11,7 @@ batch, as the data loader delivers them from `mbf parse`'s cache or from label f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import platform
 import time
 from pathlib import Path
@@ -38,10 +39,13 @@ def make_batch(cfg, batch: int, num_classes: int, with_mask: bool, device) -> di
     return {k: v.to(device) for k, v in out.items()}
 
 
-def time_steps(step: MBFStep, optimizer, batch: dict, iters: int) -> float:
+def time_steps(step: MBFStep, optimizer, batch: dict, iters: int, autocast=contextlib.nullcontext) -> float:
+    """Seconds per step (forward under ``autocast()``, backward, update) after one warm-up step."""
     def once():
         optimizer.zero_grad(set_to_none=True)
-        step(batch).loss.backward()
+        with autocast():
+            loss = step(batch).loss
+        loss.backward()
         optimizer.step()
 
     once()  # warm-up
