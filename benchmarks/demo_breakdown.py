@@ -1,7 +1,7 @@
 """Where a model trained on the synthetic demo succeeds and fails (numbers for docs/DEMO.md).
 
     python benchmarks/demo_breakdown.py --config_file configs/Synthetic/mbf_tiny.yml \
-        --weights logs/synthetic_mbf_tiny/transformer_45.pth [KEY VALUE ...]
+        --weights logs/synthetic_mbf_tiny/transformer_50.pth [KEY VALUE ...]
 
 Prints one markdown table: R1 / mAP on the occluded queries, split by the occluder the
 generator drew (annotations.csv); on holistic queries of the same unseen identities (each
