@@ -8,9 +8,10 @@ import torch
 
 from mbf.cli import main
 from mbf.config import load_config
+from mbf.errors import InputError
 from mbf.modeling import build_model_from_checkpoint
 from mbf.retrieval import ModelCard
-from mbf.retrieval.export import CARD_KEY, export_onnx, onnx_session, read_card
+from mbf.retrieval.export import CARD_KEY, export_onnx, onnx_session, read_card, writable_output
 
 
 @pytest.mark.parametrize("variant", ["mbf-stride16", "mbf-stride12", "baseline", "mbf-no-cameras"])
@@ -113,3 +114,13 @@ def test_a_failing_exporter_is_one_line_naming_the_output_and_leaves_no_new_fold
     out = base / "kept" / "made" / "m.onnx"
     assert main(["export", "--config_file", tiny.config, "--weights", weights, "--out", str(out), *tiny.opts]) == 2
     assert [p.name for p in base.rglob("*")] == ["kept"]  # a folder that existed before stays
+
+
+def test_checking_an_output_path_creates_nothing(tmp_path):
+    out = tmp_path / "new" / "deeper" / "m.onnx"
+    assert writable_output(out, what="ONNX output") == out
+    assert list(tmp_path.iterdir()) == []  # neither folders nor the probe file
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(InputError, match="cannot write ONNX output .*a_file"):
+        writable_output(tmp_path / "a_file" / "sub" / "m.onnx", what="ONNX output")
+    assert [p.name for p in tmp_path.iterdir()] == ["a_file"]

@@ -29,18 +29,17 @@ def run(args) -> int:
     from ..config import load_config
     from ..engine.runtime import setup_logging
     from ..retrieval.embedder import build_checkpoint_model
-    from ..retrieval.export import PARITY_TOLERANCE, export_onnx, removing_new_folders, writable_output
+    from ..retrieval.export import PARITY_TOLERANCE, export_onnx, writable_output
     from ..retrieval.metadata import ModelCard
 
     cfg = load_config(args.config_file, args.opts)
     setup_logging(True)
-    with removing_new_folders(args.out):
-        writable_output(args.out, args.overwrite, "ONNX output")  # fail before the model is built
-        model = build_checkpoint_model(cfg, args.weights).eval()
-        card = ModelCard.from_model(cfg, model)
-        log.info("exporting %s (%d-d descriptor%s) to %s", args.weights, card.dim,
-                 f", {card.num_cameras} cameras" if card.num_cameras else "", args.out)
-        report = export_onnx(model, card, args.out, args.check_batch, args.opset, args.overwrite)
+    writable_output(args.out, args.overwrite, "ONNX output")  # fail before the model is built
+    model = build_checkpoint_model(cfg, args.weights).eval()
+    card = ModelCard.from_model(cfg, model)
+    log.info("exporting %s (%d-d descriptor%s) to %s", args.weights, card.dim,
+             f", {card.num_cameras} cameras" if card.num_cameras else "", args.out)
+    report = export_onnx(model, card, args.out, args.check_batch, args.opset, args.overwrite)
     print(f"onnxruntime vs PyTorch on a batch of {report.check_batch}: relative error {report.relative_error:.2e} "
           f"(max abs {report.max_abs_error:.2e}, limit {PARITY_TOLERANCE:.0e})")
     print(f"wrote {report.path}: inputs images float32 [N, 3, {card.preprocessing.size[0]}, {card.preprocessing.size[1]}]"

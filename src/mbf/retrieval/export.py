@@ -9,6 +9,7 @@ is used (no extra dependency); the fused attention kernel exports as plain ONNX 
 from __future__ import annotations
 
 import contextlib
+import errno
 import inspect
 import logging
 import os
@@ -50,15 +51,23 @@ class ExportReport:
 
 
 def writable_output(path: str | os.PathLike, overwrite: bool = False, what: str = "output") -> Path:
-    """``path`` as a Path once it is known that it can be written (parent created); InputError if not."""
+    """``path`` as a Path once it is known that it can be written; InputError if not.
+
+    Nothing is created: the check writes a probe file in the nearest folder that exists (the
+    parent, or the ancestor that its missing folders would be made in) and removes it again.
+    """
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{what} {path} is a directory, expected a file path")
     if path.exists() and not overwrite:
         raise InputError(f"{what} {path} already exists (pass --overwrite to replace it)")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        probe = path.with_name(f".{path.name}.probe-{os.getpid()}")
+        if not folder.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        probe = folder / f".{path.name}.probe-{os.getpid()}"
         probe.touch()
         probe.unlink()
     except OSError as exc:
@@ -149,8 +158,10 @@ def export_onnx(model: nn.Module, card: ModelCard, out: str | os.PathLike, check
     """
     if check_batch < 1:
         raise InputError(f"the check batch must be at least 1, got {check_batch}")
+    out = writable_output(out, overwrite, "ONNX output")
     with removing_new_folders(out):
-        return _export(model, card, writable_output(out, overwrite, "ONNX output"), check_batch, opset)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return _export(model, card, out, check_batch, opset)
 
 
 def _export(model: nn.Module, card: ModelCard, out: Path, check_batch: int, opset: int) -> ExportReport:
