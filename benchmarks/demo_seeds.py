@@ -36,6 +36,11 @@ def parse_pair(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"a pair is SOLVER_SEED:DATA_SEED (e.g. 1234:0), got {text!r}") from None
 
 
+def config_overrides(opts: list[str]) -> list[str]:
+    """The ``KEY VALUE`` words after the script's own options, without the ``--`` that may lead them."""
+    return opts[1:] if opts[:1] == ["--"] else list(opts)
+
+
 def run_dir(out: Path, model: str, pair: tuple[int, int]) -> Path:
     return out / f"{model}_s{pair[0]}_d{pair[1]}"
 
@@ -108,7 +113,7 @@ def main(argv=None) -> int:
     ap.add_argument("--table-only", action="store_true", help="train nothing; table the finished runs")
     ap.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ... for every run")
     args = ap.parse_args(argv)
-    overrides = [o for i, o in enumerate(args.opts) if not (i == 0 and o == "--")]
+    overrides = config_overrides(args.opts)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     rows: dict[tuple[int, int], dict[str, dict]] = {}

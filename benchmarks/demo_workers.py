@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from demo_seeds import REPO, config_overrides  # this folder is on sys.path when run as a script
+
 CONFIG = REPO / "configs/Synthetic/mbf_tiny.yml"
 BATCH_TIME = re.compile(r"Time per batch: ([0-9.]+)\[s\]")
 
@@ -54,7 +55,7 @@ def main(argv=None) -> int:
     ap.add_argument("--data", help="DATASETS.ROOT_DIR holding (or to hold) Synthetic_Occluded; default: a temporary folder")
     ap.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ... for every run")
     args = ap.parse_args(argv)
-    overrides = [o for i, o in enumerate(args.opts) if not (i == 0 and o == "--")]
+    overrides = config_overrides(args.opts)
     with tempfile.TemporaryDirectory(prefix="mbf-workers-") as tmp:
         data_root = Path(args.data).resolve() if args.data else Path(tmp) / "data"
         if not (data_root / "Synthetic_Occluded").exists():  # generated once, outside the timed runs
