@@ -26,6 +26,8 @@ class CheckpointError(MBFError):
 class UnsafeCheckpointError(CheckpointError):
     """The weights-only loader refused the file: it holds (or is damaged into) more than tensors and plain types."""
 
+    needs: str | None = None  # the Python object the file asked for, when the loader named it
+
 
 class InputError(MBFError):
     """Tensors or arrays handed to the API do not have the expected shape or values."""
@@ -41,3 +43,11 @@ class TrainingError(MBFError):
 
 class ExportError(MBFError):
     """An exported model does not reproduce the PyTorch model (or cannot be exported)."""
+
+
+class OutputError(MBFError):
+    """A file or folder cannot be written (no permission, a full disk); what was there is kept."""
+
+
+class BusyError(OutputError):
+    """Another process holds the lock of the folder or file this one would write."""
