@@ -22,7 +22,7 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 @lru_cache(maxsize=None)
 def _load(name: str):
-    return torch.load(FIXTURES / name, map_location="cpu", weights_only=False)
+    return torch.load(FIXTURES / name, map_location="cpu", weights_only=True)
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +55,26 @@ def relative_error(actual, expected) -> float:
 def rel_err():
     """The relative-error measure of the fixtures README, as a fixture."""
     return relative_error
+
+
+@pytest.fixture(autouse=True)
+def isolated_mbf_logging():
+    """Each test starts with the ``mbf`` logger as Python made it: a command line run by an earlier
+    test configures it (its own handlers, no propagation), and that must not reach the next test."""
+    import logging
+
+    logger = logging.getLogger("mbf")
+    level, propagate, handlers = logger.level, logger.propagate, list(logger.handlers)
+    yield
+    for handler in list(logger.handlers):
+        if handler not in handlers:
+            logger.removeHandler(handler)
+            handler.close()
+    for handler in handlers:
+        if handler not in logger.handlers:
+            logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = propagate
 
 
 @pytest.fixture

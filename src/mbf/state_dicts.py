@@ -1,9 +1,17 @@
-"""Comparing a checkpoint's tensors with a module's, shared by the model and parser loaders."""
+"""Reading torch files safely, and comparing a checkpoint's tensors with a module's; shared by
+the model, parser and run-folder loaders."""
 from __future__ import annotations
 
-from typing import Callable, Mapping
+import os
+import pickle
+import re
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Mapping
 
 import torch
+
+from .errors import CheckpointError, UnsafeCheckpointError
 
 
 def key_differences(own: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor],
@@ -17,3 +25,48 @@ def key_differences(own: Mapping[str, torch.Tensor], state: Mapping[str, torch.T
     unexpected = [k for k in state if k not in own]
     mismatched = [k for k in own if k in state and state[k].shape != own[k].shape]
     return missing, unexpected, mismatched
+
+
+# ------------------------------------------------------------------ reading torch files
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since PyTorch 1.6
+_PICKLE_MAGIC = b"\x80"  # the legacy format (and bare pickles) start with a protocol marker
+_REFUSED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)|safe_globals\(\[([\w.]+)\]\)")
+
+
+def load_torch_file(path: str | os.PathLike, what: str = "checkpoint") -> Any:
+    """The content of a ``torch.save`` file, read with the weights-only loader and nothing else.
+
+    Tensors, containers and plain values load; a file that needs any other Python object is
+    refused with :class:`~mbf.errors.UnsafeCheckpointError` (its ``needs``: the object the file
+    asked for) and never unpickled. Missing files, folders, ONNX exports and damaged files each
+    give one :class:`~mbf.errors.CheckpointError` naming ``what`` and the path.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{what} {path} is a folder, expected a file")
+    if not path.is_file():
+        raise CheckpointError(f"{what} not found: {path}")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if path.suffix.lower() == ".onnx" or not (head.startswith(_ZIP_MAGIC) or head.startswith(_PICKLE_MAGIC)):
+        kind = "an ONNX export" if path.suffix.lower() == ".onnx" else "not a file written by torch.save"
+        raise CheckpointError(f"cannot read {what} {path}: it is {kind}; a PyTorch checkpoint (.pth) is expected "
+                              "here (ONNX files are read by mbf extract / mbf search --weights and Embedder.load)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the weights-only unpickler's notes on pickle protocols
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        match = _REFUSED_GLOBAL.search(str(exc))
+        needs = next(g for g in match.groups() if g) if match else None
+        found = f"it needs {needs}" if needs else "it holds pickle instructions"
+        error = UnsafeCheckpointError(f"{what} {path} was not loaded: {found}, and only tensors and plain values "
+                                      "are read from files (anything else could run code)")
+        error.needs = needs
+        raise error from None
+    except Exception as exc:  # a damaged zip, a truncated legacy file... torch raises many types
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CheckpointError(f"cannot read {what} {path}: {type(exc).__name__}: {first}") from None

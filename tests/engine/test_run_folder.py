@@ -88,7 +88,7 @@ def test_resume_after_the_overrides_extends_the_run_and_logs_what_changed(finish
     assert code == 0, text
     assert "continuing at epoch 2" in text
     assert "resuming with SOLVER.MAX_EPOCHS changed: 1 -> 2" in text
-    assert load_file(folder / "last.pth", weights_only=True)["epoch"] == 2
+    assert load_file(folder / "last.pth")["epoch"] == 2
     assert (folder / "transformer_2.pth").is_file() and (folder / "transformer_1.pth").is_file()
     run = json.loads((folder / "run.json").read_text())
     first, second = run["invocations"]
@@ -139,23 +139,35 @@ def test_a_run_folder_describes_its_run(finished_run):
 
 def test_last_pth_holds_only_plain_types_and_no_rng_state(finished_run):
     _, folder = finished_run
-    state = load_file(folder / "last.pth", weights_only=True)
+    state = load_file(folder / "last.pth")
     assert "rng" not in state and "scheduler" not in state
 
 
-def test_a_last_pth_written_by_the_earlier_version_still_resumes(finished_run, tiny_cfg):
+def test_a_last_pth_of_an_early_version_is_refused_with_a_conversion_that_works(finished_run, tiny_cfg, capsys):
+    """Early versions stored NumPy random states, which only an unsafe load reads: such a file is
+    refused (never unpickled), and the conversion the message gives makes it resumable."""
     import random
+    import shlex
+    import subprocess
+    import sys
 
     import numpy as np
 
     opts, folder = finished_run
-    state = load_file(folder / "last.pth", weights_only=True)
+    state = load_file(folder / "last.pth")
     state["rng"] = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     atomic_save(state, folder / "last.pth")
     (folder / "config.yaml").unlink()  # the earlier version wrote no records
-    cfg = load_config(TINY_CONFIG, opts[:opts.index("SOLVER.MAX_EPOCHS")] + ["SOLVER.MAX_EPOCHS", "2"]
-                      + opts[opts.index("SOLVER.MAX_EPOCHS") + 2:])
-    assert build_trainer(cfg, resume=True).start_epoch == 2
+    longer = opts[:opts.index("SOLVER.MAX_EPOCHS")] + ["SOLVER.MAX_EPOCHS", "2"] + opts[opts.index("SOLVER.MAX_EPOCHS") + 2:]
+    code, err = train(longer, "--resume", capsys=capsys)
+    assert code == 2 and "was not loaded" in err and "numpy" in err and "Traceback" not in err
+    line = next(text for text in err.splitlines() if "error:" in text)
+    command = shlex.split(line[line.index("python -c"):])
+    subprocess.run([sys.executable, *command[1:]], check=True)
+    cfg = load_config(TINY_CONFIG, longer)
+    trainer = build_trainer(cfg, resume=True)
+    assert trainer.start_epoch == 2
+    trainer.close()
 
 
 def test_only_bookkeeping_keys_may_change_on_resume():

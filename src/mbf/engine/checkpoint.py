@@ -1,45 +1,49 @@
-"""Checkpoints that survive a crash: write to a temporary file, then rename."""
+"""Checkpoints that survive a crash (written through :mod:`mbf.files`) and are read safely."""
 from __future__ import annotations
 
 import os
-import pickle
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..errors import CheckpointError, UnsafeCheckpointError
+from ..files import atomic_write
+from ..state_dicts import load_torch_file
+
+
+class _RecordingWriter:
+    """A file wrapper that keeps the OSError of a failed write: torch.save reports a failed
+    write as its own RuntimeError ("file write failed"), which would hide a full disk."""
+
+    def __init__(self, fh):
+        self.fh, self.error = fh, None
+
+    def write(self, data) -> int:
+        try:
+            return self.fh.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.fh.flush()
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to ``path`` so that a reader never sees a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """``torch.save`` to ``path`` so that a reader never sees a half-written file; a failed write
+    (a full disk) is one OutputError naming the file, and the previous file is kept."""
+    with atomic_write(path, "wb") as fh:
+        writer = _RecordingWriter(fh)
+        try:
+            torch.save(obj, writer)
+        except RuntimeError:
+            if writer.error is not None:
+                raise writer.error from None
+            raise
 
 
-def load_file(path: str | os.PathLike, weights_only: bool = True) -> Any:
-    """Load a torch file with a clear error for a missing or unreadable one."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=weights_only)
-    except Exception as exc:  # corrupt zip, truncated pickle, foreign format...
-        error = UnsafeCheckpointError if weights_only and isinstance(exc, pickle.UnpicklingError) else CheckpointError
-        raise error(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from None
-
+def load_file(path: str | os.PathLike, what: str = "checkpoint") -> Any:
+    """A torch file read with the weights-only loader (see :func:`mbf.state_dicts.load_torch_file`)."""
+    return load_torch_file(path, what)
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

@@ -35,7 +35,8 @@ import torch
 import yaml
 
 from ..data.loaders import available_cpus
-from ..errors import RunFolderError, UnsafeCheckpointError
+from ..errors import CheckpointError, OutputError, RunFolderError, UnsafeCheckpointError
+from ..files import format_bytes, free_bytes, remove_stale_temporaries, write_json, write_text
 from .checkpoint import load_file
 
 log = logging.getLogger("mbf.train")
@@ -46,6 +47,8 @@ CONFIG = "config.yaml"
 RUN = "run.json"
 ENVIRONMENT = "environment.json"
 CHECKPOINT = re.compile(r"^[A-Za-z]\w*_\d+\.pth$")  # <MODEL.NAME>_<epoch>.pth
+# temporaries of the run's files as earlier versions named them (mkstemp "last.pth.k3j9.tmp", "results.json.tmp")
+LEGACY_TEMPORARY = re.compile(r"^(last\.pth|[A-Za-z]\w*_\d+\.pth)\.\w+\.tmp$|^(results|run|environment)\.json\.tmp$")
 
 # What a training run writes; --overwrite removes exactly these (a parse cache stays).
 RUN_OUTPUTS = (LAST, RESULTS, CONFIG, RUN, ENVIRONMENT, "train_log.txt", "training_curve.png",
@@ -56,7 +59,7 @@ RUN_FOLDERS = ("tensorboard",)
 RESUMABLE_KEYS = frozenset({
     "OUTPUT_DIR",  # the folder may have been moved
     "DATASETS.ROOT_DIR",  # so may the datasets
-    "MODEL.DEVICE_ID",
+    "MODEL.DEVICE_ID", "MODEL.CPU_THREADS",
     "MODEL.PRETRAIN_PATH", "MODEL.PRETRAIN_CHOICE",  # read only when a run starts; a resume loads last.pth
     "DATALOADER.NUM_WORKERS",
     "SOLVER.MAX_EPOCHS",  # extend a run: the cosine schedule then spans the new length
@@ -92,6 +95,15 @@ def config_mapping(cfg) -> dict[str, Any]:
     return flatten(yaml.safe_load(cfg.dump()))
 
 
+def _mapping(text) -> dict:
+    """The YAML mapping of a config text stored in last.pth ({} when there is none)."""
+    try:
+        mapping = yaml.safe_load(text or "")
+    except yaml.YAMLError:
+        mapping = None
+    return mapping if isinstance(mapping, dict) else {}
+
+
 def differences(saved: dict[str, Any], current: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     """Keys whose value differs, ``{key: (saved, current)}``. A key only one side knows (a
     config of another version of this package) is not a difference."""
@@ -102,28 +114,45 @@ def _describe(diff: dict[str, tuple[Any, Any]]) -> str:
     return "\n".join(f"    {key}: {old!r} (saved) -> {new!r} (now)" for key, (old, new) in diff.items())
 
 
-def _load_last(path: Path) -> dict:
-    """``last.pth``; one written before its contents were all plain types (it held NumPy RNG
-    states) is this run's own file, so it is loaded without the weights-only restriction."""
+# early development versions stored NumPy random states in last.pth, which the safe loader refuses
+OLD_LAST_ADVICE = ("a last.pth of an early development version of mbf stored NumPy random states; if this is your own "
+                   "run and you trust the file, convert it once with: python -c \"import torch; p = '{path}'; "
+                   "s = torch.load(p, weights_only=False); s.pop('rng', None); torch.save(s, p)\"")
+
+
+def load_last(path: Path) -> dict:
+    """``last.pth``, read with the weights-only loader only (a planted pickle never runs). A file
+    that needs NumPy objects is refused with the way to convert an early version's state on
+    purpose; one that needs anything else was not written by mbf and gets no such advice."""
     try:
-        return load_file(path, weights_only=True)
-    except UnsafeCheckpointError:
-        return load_file(path, weights_only=False)
+        state = load_file(path, f"training state {path.name}")
+    except UnsafeCheckpointError as exc:
+        if exc.needs and exc.needs.startswith("numpy."):
+            raise UnsafeCheckpointError(f"{exc}; {OLD_LAST_ADVICE.format(path=path)}") from None
+        raise UnsafeCheckpointError(f"{exc}; no last.pth written by mbf holds that: do not load this file") from None
+    if not isinstance(state, dict) or "epoch" not in state or "model" not in state:
+        raise CheckpointError(f"{path} is not a training state written by mbf train (no epoch and model)")
+    return state
 
 
 def saved_config(folder: Path) -> dict[str, Any] | None:
-    """The flat config of the run in ``folder``: its config.yaml, else the one in last.pth."""
+    """The flat config of the run in ``folder``: its config.yaml, else the one in last.pth; None
+    when neither can be read (the folder is only being described, so that is not an error)."""
     text = None
-    if (folder / CONFIG).is_file():
-        text = (folder / CONFIG).read_text(encoding="utf-8")
-    elif (folder / LAST).is_file():
-        text = _load_last(folder / LAST).get("config")
+    try:
+        if (folder / CONFIG).is_file():
+            text = (folder / CONFIG).read_text(encoding="utf-8")
+        elif (folder / LAST).is_file():
+            text = load_last(folder / LAST).get("config")
+    except (OSError, UnicodeDecodeError, CheckpointError):
+        return None
     if not text:
         return None
     try:
-        return flatten(yaml.safe_load(text) or {})
+        mapping = yaml.safe_load(text)
     except yaml.YAMLError:
         return None
+    return flatten(mapping) if isinstance(mapping, dict) else None
 
 
 @dataclass
@@ -155,8 +184,8 @@ def open_run_folder(folder: str | os.PathLike, cfg, resume: bool = False, overwr
                              f"{folder} or replace it, not both")
     if resume:
         if (folder / LAST).is_file():
-            state = _load_last(folder / LAST)
-            saved = flatten(yaml.safe_load(state.get("config") or "") or {})
+            state = load_last(folder / LAST)
+            saved = flatten(_mapping(state.get("config")))
             diff = differences(saved, config_mapping(cfg))
             blocking = {k: v for k, v in diff.items() if k not in RESUMABLE_KEYS}
             if blocking:
@@ -165,6 +194,11 @@ def open_run_folder(folder: str | os.PathLike, cfg, resume: bool = False, overwr
                     f"the model, the data or the optimisation:\n{_describe(blocking)}\n"
                     "  resume with the saved values, or set another OUTPUT_DIR to start a new run"
                 )
+            epochs = int(cfg.SOLVER.MAX_EPOCHS)
+            if int(state["epoch"]) > epochs:
+                raise RunFolderError(
+                    f"cannot resume the run in {folder}: its {LAST} is at epoch {int(state['epoch'])}, beyond "
+                    f"SOLVER.MAX_EPOCHS {epochs}; resume with SOLVER.MAX_EPOCHS {int(state['epoch'])} or more")
             return RunStart(folder, True, state, diff)
         if markers:
             raise RunFolderError(
@@ -176,7 +210,7 @@ def open_run_folder(folder: str | os.PathLike, cfg, resume: bool = False, overwr
     if markers and not overwrite:
         saved = saved_config(folder)
         if saved is None:
-            keys = "  its config is not recorded (no config.yaml or last.pth)"
+            keys = "  its config cannot be read (no readable config.yaml or last.pth)"
         else:
             diff = differences(saved, config_mapping(cfg))
             keys = (f"  keys that differ from that run:\n{_describe(diff)}" if diff
@@ -188,6 +222,17 @@ def open_run_folder(folder: str | os.PathLike, cfg, resume: bool = False, overwr
             "  to replace it: add --overwrite (deletes its checkpoints, results, logs and pictures)"
         )
     return RunStart(folder, False)
+
+
+def remove_run_temporaries(folder: Path) -> list[str]:
+    """Delete the temporary files a killed run left in ``folder`` (the caller holds its lock)."""
+    removed = remove_stale_temporaries(folder)
+    if folder.is_dir():
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and LEGACY_TEMPORARY.match(path.name):
+                path.unlink()
+                removed.append(path.name)
+    return removed
 
 
 def clear_run(folder: Path) -> list[str]:
@@ -203,6 +248,34 @@ def clear_run(folder: Path) -> list[str]:
             shutil.rmtree(path)
             removed.append(path.name + "/")
     return removed
+
+
+def check_free_space(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                     weight_files: int) -> None:
+    """Refuse to start when ``folder``'s disk cannot hold one ``last.pth`` and one weights file;
+    warn when it cannot hold every checkpoint the run will write (``weight_files`` weights files).
+
+    A checkpoint's size is estimated from the tensors it will hold: the weights, and for
+    ``last.pth`` also the optimiser's per-parameter state (two moments for Adam/AdamW, a momentum
+    buffer for SGD), which the optimiser creates only at its first step.
+    """
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    trainable = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    moments = 2 if isinstance(optimizer, (torch.optim.Adam, torch.optim.AdamW)) else \
+        int(any(g.get("momentum", 0) for g in optimizer.param_groups))
+    last = weights + moments * trainable
+    free = free_bytes(folder)
+    if free is None:
+        return
+    if free < last + weights:
+        raise OutputError(f"OUTPUT_DIR {folder}: {format_bytes(free)} free, but one checkpoint needs about "
+                          f"{format_bytes(last + weights)} ({LAST} {format_bytes(last)} and the weights "
+                          f"{format_bytes(weights)}); free some space or set another OUTPUT_DIR")
+    needed = last + weight_files * weights
+    if free < needed:
+        log.warning("OUTPUT_DIR %s: %s free, the run will write about %s (%s and %d weights files); it stops with "
+                    "an error when the disk is full, keeping the last complete checkpoint", folder,
+                    format_bytes(free), format_bytes(needed), LAST, weight_files)
 
 
 # ---------------------------------------------------------------------------------- records
@@ -252,18 +325,11 @@ def environment(device: torch.device, precision=None, world_size: int = 1) -> di
     }
 
 
-def _write_json(path: Path, payload: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_run_records(folder: str | os.PathLike, cfg, env: dict[str, Any], config_file: str = "",
                       start: RunStart | None = None) -> None:
     """``config.yaml``, ``run.json`` (one more invocation) and ``environment.json`` in ``folder``."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / CONFIG).write_text(cfg.dump(), encoding="utf-8")
+    write_text(folder / CONFIG, cfg.dump())
     revision = git_revision()
     invocation = {
         "command": shlex.join(getattr(sys, "orig_argv", sys.argv)),
@@ -285,5 +351,5 @@ def write_run_records(folder: str | os.PathLike, cfg, env: dict[str, Any], confi
         record = {"project": "mbf-reid", "version": invocation["version"], **revision,
                   "config_file": config_file, "invocations": []}
     record.setdefault("invocations", []).append(invocation)
-    _write_json(folder / RUN, record)
-    _write_json(folder / ENVIRONMENT, env)
+    write_json(folder / RUN, record)
+    write_json(folder / ENVIRONMENT, env)

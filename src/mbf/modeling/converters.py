@@ -21,7 +21,7 @@ from timm.layers import resample_abs_pos_embed
 from torch import nn
 
 from ..errors import CheckpointError
-from ..state_dicts import key_differences
+from ..state_dicts import key_differences, load_torch_file
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +39,10 @@ def read_state_dict(source, what: str = "weights") -> dict[str, torch.Tensor]:
     strips DistributedDataParallel ``module.`` prefixes. Raises CheckpointError naming the file."""
     name = "the given state dict"
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        name = str(path)
         if not str(source):
             raise CheckpointError(f"no {what} file given (empty path)")
-        if not path.is_file():
-            raise CheckpointError(f"{what} file not found: {path}")
-        try:
-            source = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises many types for truncated or foreign files
-            first = (str(exc).strip().splitlines() or [""])[0]  # torch appends a long explanation
-            raise CheckpointError(f"cannot read {what} file {path}: {type(exc).__name__}: {first}") from exc
+        name = str(source)
+        source = load_torch_file(source, f"{what} file")
     if not isinstance(source, Mapping):
         raise CheckpointError(f"{what} in {name} is a {type(source).__name__}, expected a state dict")
     for container in ("model", "state_dict"):

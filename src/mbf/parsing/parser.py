@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError, InputError
-from ..state_dicts import key_differences
+from ..state_dicts import key_differences, load_torch_file
 from .hrnet import HRNet, build_hrnet
 from .postprocess import postprocess
 
@@ -47,13 +47,7 @@ def _read_state(source) -> tuple[dict, str]:
     if not isinstance(source, (str, os.PathLike)):
         return source, "the given state dict"
     path = Path(source)
-    if not path.is_file():
-        raise CheckpointError(f"parser checkpoint not found: {path} (HUMAN_PARSING.MODEL_FILE)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt, truncated or not a torch file
-        first = (str(exc).strip().splitlines() or [""])[0]
-        raise CheckpointError(f"cannot read parser checkpoint {path}: {first}") from None
+    state = load_torch_file(path, "parser checkpoint (HUMAN_PARSING.MODEL_FILE)")
     return state, str(path)
 
 
