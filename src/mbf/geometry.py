@@ -24,6 +24,9 @@ class PatchGrid:
         h, w = self.image_size
         if min(self.stride) < 1:
             raise ConfigError(f"the patch stride must be positive, got {list(self.stride)}")
+        if max(self.stride) > self.patch_size:
+            raise ConfigError(f"the patch stride {list(self.stride)} is larger than the {self.patch_size}-pixel patch: "
+                              "the pixels between patches would never be read")
         if h < self.patch_size or w < self.patch_size:
             raise ConfigError(f"image size {h}x{w} is smaller than one {self.patch_size}x{self.patch_size} patch")
 
@@ -32,6 +35,12 @@ class PatchGrid:
         """(fH, fW)."""
         (h, w), (sh, sw), p = self.image_size, self.stride, self.patch_size
         return (h - p) // sh + 1, (w - p) // sw + 1
+
+    @property
+    def unread(self) -> tuple[int, int]:
+        """(rows, columns) at the bottom and right of the image that no patch covers."""
+        (h, w), (sh, sw), p = self.image_size, self.stride, self.patch_size
+        return (h - p) % sh, (w - p) % sw
 
     @property
     def num_patches(self) -> int:

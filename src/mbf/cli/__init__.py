@@ -81,11 +81,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except MBFError as exc:
-        print(f"mbf {args.command}: error: {user_message(exc)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"mbf {args.command}: interrupted", file=sys.stderr)
+        return _fail(args.command, user_message(exc))
+    except OSError as exc:  # the machine's answer (permissions, a full disk, a link loop) where no check named it
+        return _fail(args.command, os_error_message(exc))
+    except KeyboardInterrupt as exc:
+        _end_progress_bars()
+        print(f"mbf {args.command}: interrupted" + (f"; {exc}" if str(exc) else ""), file=sys.stderr)
         return 130
+
+
+def _fail(command: str, message: str) -> int:
+    _end_progress_bars()
+    print(f"mbf {command}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _end_progress_bars() -> None:
+    """Close the progress bars an error left open, so that the message starts a line of its own
+    instead of following a bar's carriage return."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
+        bar.close()
+    sys.stdout.flush()
+
+
+def os_error_message(exc: OSError) -> str:
+    """An OSError as one line naming its file(s), without the Python exception's type."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    files = [str(f) for f in (exc.filename, exc.filename2) if f is not None]
+    return f"{' -> '.join(files)}: {reason}" if files else reason
 
 
 def user_message(exc: BaseException) -> str:

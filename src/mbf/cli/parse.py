@@ -26,21 +26,25 @@ def run(args) -> int:
     from ..config import load_config
     from ..data.loaders import num_workers
     from ..engine.datasets import load_dataset
-    from ..engine.runtime import resolve_device, setup_logging
+    from ..engine.runtime import resolve_device, set_threads, setup_logging
     from ..parsing import HumanParser, ParseCache, parse_images
 
     cfg = load_config(args.config_file, args.opts)
     setup_logging(True)
     device = resolve_device(cfg.MODEL.DEVICE, cfg.MODEL.DEVICE_ID)
+    set_threads(cfg.MODEL.CPU_THREADS)
     parser = HumanParser.from_config(cfg).to(device)
     cache = ParseCache.from_config(cfg)
     dataset = load_dataset(cfg)
     paths = [item.path for item in dataset.train]
-    cache.write_manifest()
-    log.info("parse cache %s (%s): %d training images", cache.folder, cache.settings.describe(), len(paths))
-    done = parse_images(parser, cache, paths, cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD,
-                        cfg.HUMAN_PARSING.BATCH_SIZE, device, num_workers=num_workers(cfg),
-                        amp=bool(cfg.SOLVER.AMP))
+    with cache.lock():
+        if cache.remove_temporaries():
+            log.info("parse cache %s: removed the half-written files of an interrupted run", cache.folder)
+        cache.write_manifest()
+        log.info("parse cache %s (%s): %d training images", cache.folder, cache.settings.describe(), len(paths))
+        done = parse_images(parser, cache, paths, cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD,
+                            cfg.HUMAN_PARSING.BATCH_SIZE, device, num_workers=num_workers(cfg),
+                            amp=bool(cfg.SOLVER.AMP))
     log.info("parse cache %s: %d images parsed now, %d in all; train with HUMAN_PARSING.SOURCE cache "
              "HUMAN_PARSING.CACHE_DIR %s", cache.folder, done, len(paths), cache.base)
     return 0

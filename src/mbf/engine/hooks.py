@@ -15,6 +15,7 @@ from typing import Callable
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
+from ..errors import OutputError
 from .checkpoint import atomic_save, unwrap
 from .distributed import DistInfo
 from .inference import log_metrics, write_results
@@ -92,8 +93,14 @@ class PeriodicEvaluation(Hook):
 
 
 class Checkpoints(Hook):
-    """``last.pth`` (the whole training state) after every epoch, the weights
-    ``<name>_<epoch>.pth`` every ``period`` epochs and after the last. Main process only."""
+    """The weights ``<name>_<epoch>.pth`` every ``period`` epochs and after the last, then
+    ``last.pth`` (the whole training state) after every epoch. Main process only.
+
+    The order makes a resume complete: once ``last.pth`` says epoch e is done, the weights of
+    epoch e are on disk. A run killed between the two repeats epoch e and writes both again; a
+    ``last.pth`` from a run killed in the old order gets its missing weights written from its
+    own state when the run is resumed (:meth:`before_train`).
+    """
 
     def __init__(self, output_dir: Path, name: str, period: int, max_epochs: int, dist: DistInfo):
         self.output_dir, self.name, self.period, self.max_epochs, self.dist = output_dir, name, period, max_epochs, dist
@@ -101,12 +108,30 @@ class Checkpoints(Hook):
     def weights_path(self, epoch: int) -> Path:
         return self.output_dir / f"{self.name}_{epoch}.pth"
 
+    def saves_weights(self, epoch: int) -> bool:
+        return epoch % self.period == 0 or epoch == self.max_epochs
+
+    def count(self, start_epoch: int = 1) -> int:
+        """How many weights files the epochs from ``start_epoch`` on will write."""
+        return sum(self.saves_weights(e) for e in range(start_epoch, self.max_epochs + 1))
+
+    def before_train(self, trainer) -> None:
+        done = trainer.start_epoch - 1
+        if self.dist.is_main and done >= 1 and self.saves_weights(done) and not self.weights_path(done).is_file():
+            atomic_save(unwrap(trainer.model).state_dict(), self.weights_path(done))
+            log.info("wrote %s from %s: the run was stopped before it was saved", self.weights_path(done), LAST)
+
     def after_epoch(self, trainer, epoch: int, record: dict) -> None:
         if not self.dist.is_main:
             return
-        atomic_save(trainer.state(epoch), self.output_dir / LAST)
-        if epoch % self.period == 0 or epoch == self.max_epochs:
-            atomic_save(unwrap(trainer.model).state_dict(), self.weights_path(epoch))
+        try:
+            if self.saves_weights(epoch):
+                atomic_save(unwrap(trainer.model).state_dict(), self.weights_path(epoch))
+            atomic_save(trainer.state(epoch), self.output_dir / LAST)
+        except OutputError as exc:
+            kept = f"{LAST} of epoch {epoch - 1} is the last complete checkpoint" if epoch > 1 else "no checkpoint yet"
+            raise OutputError(f"{exc}; training stopped after epoch {epoch} ({kept}): make space, then continue "
+                              "with --resume") from None
 
 
 class TensorBoard(Hook):

@@ -1,7 +1,6 @@
 """Descriptor extraction and evaluation of a model on a query + gallery split."""
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from tqdm import tqdm
 
 from ..data import build_test_loader
 from ..evaluation import Evaluator
+from ..files import write_json
 from .precision import inference_precision
 
 log = logging.getLogger(__name__)
@@ -96,9 +96,4 @@ def write_results(output_dir: str, result, config_file: str, weights: str, extra
         "weights": weights or "",
     }
     payload.update(extra or {})
-    path = Path(output_dir or ".") / "results.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_json(Path(output_dir or ".") / "results.json", payload)

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from ..data import build_test_transform, read_image  # noqa: E402
 from ..evaluation import plot_part_masks, plot_retrieval  # noqa: E402
+from ..evaluation.plots import save_figure  # noqa: E402
 
 
 def plot_training_curve(history: list[dict], path: str | Path) -> Path:
@@ -36,10 +37,10 @@ def plot_training_curve(history: list[dict], path: str | Path) -> Path:
     ax_metric.legend(fontsize=8)
     ax_metric.set_title("accuracy and retrieval")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    try:
+        return save_figure(fig, path)
+    finally:
+        plt.close(fig)
 
 
 def write_retrieval_picture(path: str | Path, result, num_queries: int = 6) -> Path:

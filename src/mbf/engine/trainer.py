@@ -25,8 +25,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ..config import check_training
 from ..data import build_train_loader
 from ..errors import TrainingError
+from ..files import FolderLock, check_writable, removing_new_folders
 from ..losses import build_criterion
 from ..modeling import architecture, build_model, build_step
 from ..parsing import build_part_labels
@@ -39,8 +41,9 @@ from .inference import evaluate_model
 from .optim import build_optimizer, build_scheduler
 from .precision import Precision, training_precision
 from .report import write_part_masks_picture
-from .run_folder import LAST, RunStart, clear_run, environment, open_run_folder, write_run_records
-from .runtime import resolve_device, seed_everything
+from .run_folder import (LAST, RunStart, check_free_space, clear_run, environment, open_run_folder,
+                         remove_run_temporaries, write_run_records)
+from .runtime import resolve_device, seed_everything, set_threads
 
 log = logging.getLogger("mbf.train")
 
@@ -57,6 +60,16 @@ class Meter:
     @property
     def avg(self) -> float:
         return self.total / max(self.count, 1)
+
+
+def duration(seconds: float) -> str:
+    """``75`` -> ``1 min 15 s``; ``7300`` -> ``2 h 02 min``."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 class Trainer:
@@ -80,6 +93,7 @@ class Trainer:
         self.history: list[dict] = []
         self.generator: torch.Generator | None = None  # set per epoch by the seeding hook
         self.result = None
+        self.lock: FolderLock | None = None  # the run folder's, held from build_trainer to the end of fit
 
     # ------------------------------------------------------------------ state
     def state(self, epoch: int) -> dict:
@@ -123,7 +137,8 @@ class Trainer:
         start = time.time()
         n_iter = len(self.loader)
         hide = None if self.dist.is_main else True  # None: a bar only on a terminal, never in log files
-        bar = tqdm(self.loader, total=n_iter, desc=f"epoch {epoch}", disable=hide, leave=False, dynamic_ncols=True)
+        bar = tqdm(self.loader, total=n_iter, desc=f"epoch {epoch}/{self.max_epochs}", disable=hide, leave=False,
+                   dynamic_ncols=True, bar_format="{desc} {n_fmt}/{total_fmt} |{bar}| {postfix}")
         lr = self.optimizer.param_groups[0]["lr"]
         for it, batch in enumerate(bar, start=1):
             batch = self._to_device(batch)
@@ -145,36 +160,49 @@ class Trainer:
             acc_meter.update(float(out.accuracy), 1)
             for name, value in out.terms.items():
                 term_meters.setdefault(name, Meter()).update(float(value.detach()), n)
-            bar.set_postfix(loss=f"{loss_meter.avg:.3f}", acc=f"{acc_meter.avg:.3f}")
+            per_batch = (time.time() - start) / it
+            left = per_batch * ((self.max_epochs - epoch) * n_iter + n_iter - it)
+            bar.set_postfix_str(f"loss {loss_meter.avg:.3f}, acc {acc_meter.avg:.3f}, {per_batch:.2f} s/batch, "
+                                f"{duration(left)} left", refresh=False)
             if it % self.log_period == 0 or it == n_iter:
                 log.info("Epoch[{}] Iteration[{}/{}] Loss: {:.3f}, Acc: {:.3f}, Base Lr: {:.2e}".format(
                     epoch, it, n_iter, loss_meter.avg, acc_meter.avg, lr))
         bar.close()
         per_batch = (time.time() - start) / max(n_iter, 1)
         batch_size = getattr(self.loader, "batch_size", None) or 0
-        log.info("Epoch {} done. Time per batch: {:.3f}[s] Speed: {:.1f}[samples/s]".format(
-            epoch, per_batch, batch_size / per_batch if per_batch else 0.0))
+        log.info("Epoch {}/{} done. Time per batch: {:.3f}[s] Speed: {:.1f}[samples/s]; training left: about {}".format(
+            epoch, self.max_epochs, per_batch, batch_size / per_batch if per_batch else 0.0,
+            duration(per_batch * n_iter * (self.max_epochs - epoch))))
         record = {"epoch": epoch, "loss": loss_meter.avg, "acc": acc_meter.avg, "lr": lr}
         record.update({name: m.avg for name, m in term_meters.items()})
         return record
 
     def fit(self):
-        """Train to ``max_epochs``; returns the final evaluation's result (main process)."""
-        for hook in self.hooks:
-            hook.before_train(self)
-        if self.start_epoch > self.max_epochs:
-            log.info("training already finished (%d epochs); evaluating the final model", self.max_epochs)
-        for epoch in range(self.start_epoch, self.max_epochs + 1):
-            record = self.train_epoch(epoch)
-            self.history.append(record)  # hooks may add to the record (evaluation metrics)
+        """Train to ``max_epochs``; returns the final evaluation's result (main process). The run
+        folder's lock is released at the end, however the run ends."""
+        try:
             for hook in self.hooks:
-                hook.after_epoch(self, epoch, record)
-            barrier(self.dist)
-        for hook in self.hooks:
-            hook.after_train(self)
+                hook.before_train(self)
+            if self.start_epoch > self.max_epochs:
+                log.info("training already finished (%d epochs); evaluating the final model", self.max_epochs)
+            for epoch in range(self.start_epoch, self.max_epochs + 1):
+                record = self.train_epoch(epoch)
+                self.history.append(record)  # hooks may add to the record (evaluation metrics)
+                for hook in self.hooks:
+                    hook.after_epoch(self, epoch, record)
+                barrier(self.dist)
+            for hook in self.hooks:
+                hook.after_train(self)
+        finally:
+            self.close()
         final = self.hook(FinalEvaluation)
         self.result = final.result if final is not None else None
         return self.result
+
+    def close(self) -> None:
+        """Release the run folder (another process may then start or resume a run in it)."""
+        if self.lock is not None:
+            self.lock.release()
 
 
 # ---------------------------------------------------------------------------------- build
@@ -185,11 +213,32 @@ def build_trainer(cfg, config_file: str = "", resume: bool = False, overwrite: b
     :mod:`mbf.engine.run_folder`); ``overwrite`` replaces a run found there. Without either, a
     folder that holds another run is refused before anything is built or written.
     """
+    check_training(cfg)
     output_dir = Path(cfg.OUTPUT_DIR or ".")
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    lock = None
+    with removing_new_folders(output_dir):  # a refused or failed start leaves no empty folders
+        try:
+            if main_process:
+                check_writable(output_dir, "OUTPUT_DIR")
+                lock = FolderLock.for_folder(output_dir, f"OUTPUT_DIR {output_dir}",
+                                             "wait for that run to end, or set another OUTPUT_DIR").acquire()
+            trainer = _build(cfg, output_dir, config_file, resume, overwrite)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+    trainer.lock = lock
+    return trainer
+
+
+def _build(cfg, output_dir: Path, config_file: str, resume: bool, overwrite: bool) -> Trainer:
     start = open_run_folder(output_dir, cfg, resume=resume or cfg.SOLVER.RESUME, overwrite=overwrite)
     distributed = cfg.MODEL.DIST_TRAIN or int(os.environ.get("WORLD_SIZE", "1")) > 1
     dist = init_distributed(cfg.MODEL.DEVICE, single=cfg.MODEL.DIST_TRAIN) if distributed else DistInfo()
     device = resolve_device(cfg.MODEL.DEVICE, cfg.MODEL.DEVICE_ID, dist.local_rank if dist.enabled else None)
+    log.info("torch uses %d CPU threads (MODEL.CPU_THREADS %d)", set_threads(cfg.MODEL.CPU_THREADS),
+             cfg.MODEL.CPU_THREADS)
     seed_everything(cfg.SOLVER.SEED)
 
     arch = architecture(cfg)
@@ -226,6 +275,8 @@ def build_trainer(cfg, config_file: str = "", resume: bool = False, overwrite: b
             output_dir, config_file, max_epochs, dist, cfg.DATASETS.NAMES,
             pictures=bool(cfg.TEST.VISUALIZE or cfg.DATASETS.NAMES == "synthetic_occ"),
             part_pictures=part_pictures, per_set_entries=per_set_entries)]
+    if dist.is_main:
+        check_free_space(output_dir, model, optimizer, checkpoints.count(start.start_epoch))
     trainer = Trainer(step, model, loader, optimizer, precision, device, max_epochs, hooks, dist=dist,
                       log_period=s.LOG_PERIOD, output_dir=output_dir, config_text=cfg.dump())
     trainer.dataset = dataset  # for callers (tests, benchmarks); the loop does not use it
@@ -237,6 +288,9 @@ def build_trainer(cfg, config_file: str = "", resume: bool = False, overwrite: b
 
 
 def _write_records(cfg, config_file: str, trainer: Trainer, start: RunStart, overwrite: bool) -> None:
+    stale = remove_run_temporaries(trainer.output_dir)
+    if stale:
+        log.info("removed %d temporary files of an interrupted run from %s", len(stale), trainer.output_dir)
     if overwrite:
         removed = clear_run(trainer.output_dir)
         if removed:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..files import atomic_write
 
 from ..parsing.labels import PART_NAMES
 
@@ -41,11 +42,16 @@ def _numpy(x) -> np.ndarray:
     return np.asarray(x.detach().cpu() if hasattr(x, "detach") else x)
 
 
-def _save(fig, path) -> Path:
+def save_figure(fig, path, **options) -> Path:
+    """``fig`` as a PNG at ``path``, written whole or not at all (see :mod:`mbf.files`)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    with atomic_write(path) as fh:
+        fig.savefig(fh, format="png", dpi=100, **options)
     return path
+
+
+def _save(fig, path) -> Path:
+    return save_figure(fig, path, bbox_inches="tight")
 
 
 def plot_retrieval(path, q_paths, g_paths, distmat, q_pids, g_pids, q_camids, g_camids, num_queries: int = 6,

@@ -15,7 +15,7 @@ from .converters import is_reference_format, read_state_dict, reference_mbf_to_o
 from .mbf import MBF
 from .registry import ARCHITECTURES, BACKBONES, Architecture
 from .steps import GlobalStep, MBFStep
-from .vit import VIT_SPECS, VisionTransformerReID, backbone_spec
+from .vit import PATCH_SIZE, VIT_SPECS, PatchGrid, VisionTransformerReID, backbone_spec
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ def build_vit(cfg, camera_num: int, view_num: int, salient: bool = True) -> Visi
     stride = tuple(m.STRIDE_SIZE)
     if len(stride) != 2 or min(stride) < 1:
         raise ConfigError(f"MODEL.STRIDE_SIZE must be two positive integers, got {list(stride)}")
+    check_patch_grid(size_train, stride)
     return VisionTransformerReID(
         img_size=size_train,
         stride=stride,
@@ -54,6 +55,32 @@ def build_vit(cfg, camera_num: int, view_num: int, salient: bool = True) -> Visi
         salient_block=m.SALIENT_BLOCK if salient else None,
         keep_ratio=m.EFFECTIVE_RADIO,
     )
+
+
+def check_patch_grid(size: tuple[int, int], stride: tuple[int, int], patch: int = PATCH_SIZE) -> None:
+    """INPUT.SIZE_TRAIN must be covered by the patch grid of MODEL.STRIDE_SIZE.
+
+    With patches side by side (stride = patch) the size must be a multiple of the patch, else
+    its last rows or columns would be cut off silently. With overlapping patches the grid may
+    leave fewer than ``stride`` pixels unread, as TransReID does (the paper's stride-12 model at
+    256 x 128 reads 124 of 128 columns): that is logged, not refused.
+    """
+    if max(stride) > patch:
+        raise ConfigError(f"MODEL.STRIDE_SIZE {list(stride)} is larger than the {patch}-pixel patch: the pixels "
+                          f"between patches would never be read; use a stride of at most {patch}")
+    grid = PatchGrid(tuple(size), tuple(stride), patch)
+    unread = grid.unread
+    cut = [axis for axis in (0, 1) if unread[axis] and stride[axis] == patch]
+    if cut:
+        fitting = [[size[a] - unread[a], size[a] - unread[a] + stride[a]] if a in cut else [size[a]] * 2
+                   for a in (0, 1)]
+        raise ConfigError(
+            f"INPUT.SIZE_TRAIN {list(size)} is not covered by {patch}-pixel patches at MODEL.STRIDE_SIZE "
+            f"{list(stride)}: the last {unread[0]} rows and {unread[1]} columns would never be read; use "
+            f"[{fitting[0][0]}, {fitting[1][0]}] or [{fitting[0][1]}, {fitting[1][1]}]")
+    if any(unread):
+        log.info("patch grid %d x %d: the last %d rows and %d columns of each %d x %d image are not read "
+                 "(overlapping patches at stride %s, as in TransReID)", *grid.size, *unread, *size, list(stride))
 
 
 for _name in VIT_SPECS:

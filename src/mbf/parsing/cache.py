@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from ..data.io import read_image
 from ..errors import CheckpointError, DatasetError
+from ..files import FolderLock, atomic_write, remove_stale_temporaries, write_json
 from .masks import read_label_png
 from .parser import HumanParser, checkpoint_digest
 
@@ -125,18 +126,22 @@ class ParseCache:
         return CacheMasks(self)
 
     def write(self, image_path: str, labels: np.ndarray) -> None:
-        target = self.path_for(image_path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        Image.fromarray(np.asarray(labels, dtype=np.uint8)).save(tmp, format="PNG")
-        os.replace(tmp, target)
+        # many small files that can be parsed again: whole or absent, without a disk flush each
+        with atomic_write(self.path_for(image_path), fsync=False) as fh:
+            Image.fromarray(np.asarray(labels, dtype=np.uint8)).save(fh, format="PNG")
 
     def write_manifest(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        info = {"checkpoint": self.model_file} | asdict(self.settings)
-        tmp = self.folder / (MANIFEST + ".tmp")
-        tmp.write_text(json.dumps(info, indent=1) + "\n")
-        os.replace(tmp, self.folder / MANIFEST)
+        write_json(self.folder / MANIFEST, {"checkpoint": self.model_file} | asdict(self.settings), indent=1)
+
+    def lock(self) -> FolderLock:
+        """This parser's cache folder, for one writer at a time (``mbf parse``)."""
+        return FolderLock.for_folder(self.folder, f"parse cache {self.folder}",
+                                     "wait for that `mbf parse` to end; it fills the same cache")
+
+    def remove_temporaries(self) -> int:
+        """Delete the half-written labels of a killed ``mbf parse`` (call with :meth:`lock` held)."""
+        folders = [self.folder, *(p for p in self.folder.rglob("*") if p.is_dir())] if self.folder.is_dir() else []
+        return sum(len(remove_stale_temporaries(folder)) for folder in folders)
 
 
 def _describe(manifest: dict) -> str:

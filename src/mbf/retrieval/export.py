@@ -8,7 +8,6 @@ is used (no extra dependency); the fused attention kernel exports as plain ONNX 
 """
 from __future__ import annotations
 
-import contextlib
 import errno
 import inspect
 import logging
@@ -22,6 +21,7 @@ import torch
 from torch import nn
 
 from ..errors import ExportError, InputError
+from ..files import atomic_path, removing_new_folders
 from .metadata import CARD_KEY, ModelCard
 
 log = logging.getLogger(__name__)
@@ -73,26 +73,6 @@ def writable_output(path: str | os.PathLike, overwrite: bool = False, what: str 
     except OSError as exc:
         raise InputError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
     return path
-
-
-@contextlib.contextmanager
-def removing_new_folders(path: str | os.PathLike):
-    """Folders created for ``path`` inside the block are removed again (while empty) if the block
-    ends without ``path`` existing: a failed export leaves no trace."""
-    path = Path(path)
-    missing, folder = [], path.parent
-    while not folder.exists() and folder != folder.parent:
-        missing.append(folder)  # deepest first
-        folder = folder.parent
-    try:
-        yield
-    finally:
-        if not path.exists():
-            for folder in missing:
-                try:
-                    folder.rmdir()
-                except OSError:  # not empty (something else was written there) or already gone
-                    break
 
 
 def _first_line(exc: BaseException) -> str:
@@ -159,8 +139,7 @@ def export_onnx(model: nn.Module, card: ModelCard, out: str | os.PathLike, check
     if check_batch < 1:
         raise InputError(f"the check batch must be at least 1, got {check_batch}")
     out = writable_output(out, overwrite, "ONNX output")
-    with removing_new_folders(out):
-        out.parent.mkdir(parents=True, exist_ok=True)
+    with removing_new_folders(out.parent):
         return _export(model, card, out, check_batch, opset)
 
 
@@ -172,9 +151,8 @@ def _export(model: nn.Module, card: ModelCard, out: Path, check_batch: int, opse
     feeds = sample_inputs(card, _TRACE_BATCH)
     args = tuple(torch.from_numpy(v) for v in feeds.values())
     names = list(feeds)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     kwargs = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
-    try:
+    with atomic_path(out) as tmp:
         with warnings.catch_warnings(), torch.no_grad():
             # the traced input checks (Python bools) and the exporter's deprecation notice
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
@@ -203,10 +181,6 @@ def _export(model: nn.Module, card: ModelCard, out: Path, check_batch: int, opse
                 f"onnxruntime output differs from PyTorch's on a batch of {check_batch}: relative error {rel:.3g} "
                 f"(max abs {err:.3g}) > {PARITY_TOLERANCE:g}; {out} was not written"
             )
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return ExportReport(out, check_batch, err, rel)
 
 
