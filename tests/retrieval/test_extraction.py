@@ -28,7 +28,7 @@ def test_killed_extraction_resumes_to_the_uninterrupted_result(tiny, monkeypatch
 
     def save_then_die(path, data):
         if len(saved) == 2:  # the third shard: killed while writing it (a partial temporary file remains)
-            (path.parent / f".{path.stem}.tmp-999.npy").write_bytes(b"partial")
+            (path.parent / f".{path.name}.tmp-999-0a1b2c").write_bytes(b"partial")
             raise KeyboardInterrupt
         real_save(path, data)
         saved.append(path)
@@ -113,9 +113,9 @@ def test_a_killed_merge_does_not_block_the_resume_of_a_folder_gallery(tiny, monk
     out = tiny.tmp / "big"
     real_merge = extraction.merge
 
-    def killed_while_merging(layout, *args):  # what SIGKILL in the middle of the merge leaves
-        (layout.out / ".feats.tmp-999.npy").write_bytes(b"partial")
-        (layout.out / ".paths.tmp-999").write_text("partial")
+    def killed_while_merging(layout, *args):  # what SIGKILL in the middle of the merge leaves (mbf.files names)
+        (layout.out / ".feats.npy.tmp-999-0a1b2c").write_bytes(b"partial")
+        (layout.out / ".paths.txt.tmp-999-3d4e5f").write_text("partial")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(extraction, "merge", killed_while_merging)

@@ -5,7 +5,9 @@ memory-mappable ``feats.npy`` (any size). Descriptors are written in shards whil
 computed, so memory stays bounded and a killed run resumes where it stopped (same command);
 a resume with other weights, config or images is refused. Under torchrun every rank embeds
 a disjoint set of shards and rank 0 merges them. The gallery keeps the config file, the
-overrides and the weights, so ``mbf search`` can embed a query the same way.
+overrides and the weights, so ``mbf search`` can embed a query the same way. A second
+``mbf extract`` to the same ``--out`` while one runs is refused with the first one's PID and
+start time (lock file ``.<name>.mbf-lock`` beside the output).
 """
 from __future__ import annotations
 
@@ -51,7 +53,7 @@ def run(args) -> int:
     from ..engine.runtime import resolve_device, setup_logging
     from ..retrieval import Embedder, list_images
     from ..retrieval.embedder import file_sha256
-    from ..retrieval.extraction import OutputLayout, extract_gallery
+    from ..retrieval.extraction import OutputLayout, extract_gallery, hold_output
 
     onnx = args.weights.lower().endswith(".onnx")
     cfg = load_config(args.config_file, args.opts)
@@ -59,29 +61,32 @@ def run(args) -> int:
     info = init_distributed(device_type)  # a single process without torchrun
     try:
         setup_logging(info.is_main)
-        OutputLayout(Path(args.out)).check(args.overwrite)
-        paths = list_images(args.images)  # fails before the model is built when there is nothing to embed
-        if onnx:
-            embedder = Embedder.from_onnx(args.weights, batch_size=int(cfg.TEST.IMS_PER_BATCH))
-        else:
-            device = resolve_device(cfg.MODEL.DEVICE, cfg.MODEL.DEVICE_ID, info.local_rank if info.enabled else None)
-            if device.type == "cpu" and info.enabled:
-                torch.set_num_threads(max(1, torch.get_num_threads() // info.world_size))
-            embedder = Embedder.from_checkpoint(cfg, args.weights, device=device)
-        fingerprint = {
-            "weights_sha256": file_sha256(args.weights),
-            "card": json.loads(embedder.card.to_json()),
-            "config": {} if onnx else model_config(cfg),
-        }
-        # absolute paths, so `mbf search` finds the model from any working directory
-        meta = {"config_file": os.path.abspath(args.config_file) if args.config_file and not onnx else "",
-                "weights": os.path.abspath(args.weights), "opts": [] if onnx else list(args.opts),
-                "feat_norm": embedder.card.feat_norm}
-        if info.is_main:
-            log.info("embedding %d images under %s with %s", len(paths), args.images, args.weights)
-        workers = args.workers if args.workers is not None else num_workers(cfg)  # capped at the CPUs
-        out = extract_gallery(embedder, paths, args.out, fingerprint, meta, args.shard_size, args.dtype, info,
-                              workers, args.overwrite)
+        layout = OutputLayout(Path(args.out))
+        with hold_output(layout, info):  # rank 0: one extraction per output, from this check to the merge
+            layout.check(args.overwrite)
+            paths = list_images(args.images)  # fails before the model is built when there is nothing to embed
+            if onnx:
+                embedder = Embedder.from_onnx(args.weights, batch_size=int(cfg.TEST.IMS_PER_BATCH))
+            else:
+                device = resolve_device(cfg.MODEL.DEVICE, cfg.MODEL.DEVICE_ID,
+                                        info.local_rank if info.enabled else None)
+                if device.type == "cpu" and info.enabled:
+                    torch.set_num_threads(max(1, torch.get_num_threads() // info.world_size))
+                embedder = Embedder.from_checkpoint(cfg, args.weights, device=device)
+            fingerprint = {
+                "weights_sha256": file_sha256(args.weights),
+                "card": json.loads(embedder.card.to_json()),
+                "config": {} if onnx else model_config(cfg),
+            }
+            # absolute paths, so `mbf search` finds the model from any working directory
+            meta = {"config_file": os.path.abspath(args.config_file) if args.config_file and not onnx else "",
+                    "weights": os.path.abspath(args.weights), "opts": [] if onnx else list(args.opts),
+                    "feat_norm": embedder.card.feat_norm}
+            if info.is_main:
+                log.info("embedding %d images under %s with %s", len(paths), args.images, args.weights)
+            workers = args.workers if args.workers is not None else num_workers(cfg)  # capped at the CPUs
+            out = extract_gallery(embedder, paths, args.out, fingerprint, meta, args.shard_size, args.dtype, info,
+                                  workers, args.overwrite)
         if out is not None:
             log.info("%d descriptors of %d dims (%s) written to %s", len(paths), embedder.dim, args.dtype, out)
     finally:

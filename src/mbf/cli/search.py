@@ -3,7 +3,8 @@
 ``--gallery`` is what ``mbf extract`` wrote (.npz or folder: exact brute-force search) or
 what ``mbf index`` wrote (a FAISS index folder). The query is embedded with the model the
 gallery was made with (its config file, overrides and weights are stored in it) unless
-``--config_file`` / ``--weights`` say otherwise.
+``--config_file`` / ``--weights`` say otherwise. Result paths are printed as the file system names
+them; bytes of a name that are not UTF-8 are shown as ``\\xNN`` escapes.
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def run(args) -> int:
         raise InputError(f"--topk must be at least 1, got {args.topk}")
     if SearchIndex.is_index(args.gallery):
         searcher = SearchIndex.load(args.gallery)
-        meta, dim = searcher.meta["gallery"], searcher.dim
+        meta, dim = searcher.meta.get("gallery", {}), searcher.dim  # an index made by other means records no model
         kwargs = {"nprobe": args.nprobe, "k_factor": args.k_factor, "rerank_factor": args.rerank_factor}
         if args.rerank:
             if searcher.meta["kind"] != "ivfpq":
@@ -57,8 +58,11 @@ def run(args) -> int:
         meta, dim, kwargs = searcher.meta(), searcher.dim, {}
     read_image(args.query)  # a missing or unreadable query fails before the model is loaded
     own_config = args.config_file is not None
-    config = args.config_file if own_config else meta["config_file"]
-    embedder = Embedder.load(args.weights or meta["weights"], config, args.opts if own_config else meta["opts"])
+    config = args.config_file if own_config else meta.get("config_file", "")
+    weights = args.weights or meta.get("weights")
+    if not weights:
+        raise InputError(f"{args.gallery} does not record the model it was made with: give --weights (and --config_file)")
+    embedder = Embedder.load(weights, config, args.opts if own_config else meta.get("opts", []))
     if embedder.dim != dim:
         raise InputError(f"the model gives {embedder.dim}-d descriptors, {args.gallery} holds {dim}-d ones")
     gallery_norm = bool(meta.get("feat_norm", embedder.card.feat_norm))
@@ -71,5 +75,11 @@ def run(args) -> int:
         kwargs["rerank"].close()
     print(f"{'rank':>4}  {'distance':>8}  path")
     for rank, (path, dist) in enumerate(results, start=1):
-        print(f"{rank:4d}  {dist:8.4f}  {path}")
+        print(f"{rank:4d}  {dist:8.4f}  {printable(path)}")
     return 0
+
+
+def printable(path: str) -> str:
+    """``path`` as text any output accepts: the bytes of a name that is not UTF-8 (held by Python as
+    surrogate escapes) shown as ``\\xNN``, instead of failing to print."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

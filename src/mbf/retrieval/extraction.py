@@ -1,31 +1,40 @@
 """Streaming, resumable, multi-process extraction of a gallery (``mbf extract``).
 
 The sorted file list is cut into shards of ``shard_size`` images. Shard ``i`` is embedded by
-rank ``i % world_size`` (torchrun; one process otherwise) and written atomically to
-``<work>/shard-<i>.npy``, so memory stays at one shard and a killed run loses at most the
-shards in progress. The work folder (``OUT.parts`` beside an .npz, ``OUT/parts`` inside a
-folder gallery) holds ``manifest.json``: the weights' SHA-256, the model card, the config, the
+rank ``i % world_size`` (torchrun; one process otherwise) and written whole or not at all to
+``<work>/shard-<i>.npy``, so memory stays at one shard and a killed run (or a full disk) loses at
+most the shards in progress. The work folder (``OUT.parts`` beside an .npz, ``OUT/parts`` inside
+a folder gallery) holds ``manifest.json``: the weights' SHA-256, the model card, the config, the
 file list's hash, the shard size and the storage dtype. A rerun with the same manifest skips
 the finished shards; one with anything else is refused before anything is written. When all
 shards exist, rank 0 merges them into the gallery (see :mod:`mbf.retrieval.gallery`) and
 removes the work folder.
+
+One extraction writes an output at a time: rank 0 holds the lock ``.<name>.mbf-lock`` beside
+``OUT`` (outside a folder gallery, whose content stays the gallery's) from before the output is
+checked until the gallery is merged, and a second extraction to the same output is refused at
+once with the holder's PID and start time (the other ranks take no lock: they only write their
+shards). On taking the lock it removes the temporaries a killed extraction left.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import json
 import logging
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from tqdm import tqdm
 
 from ..engine.distributed import DistInfo, barrier
 from ..errors import InputError
-from .gallery import GALLERY_JSON, write_npz
+from ..files import (FolderLock, atomic_write, is_temporary, make_folder, remove_stale_temporaries,
+                     removing_new_folders, write_json)
+from .gallery import GALLERY_JSON, read_json_object, write_npz, write_paths
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +57,10 @@ class OutputLayout:
     def work(self) -> Path:
         return self.out.with_name(self.out.name + ".parts") if self.is_npz else self.out / "parts"
 
+    @property
+    def lock_file(self) -> Path:
+        return self.out.parent / f".{self.out.name}.mbf-lock"
+
     def finished(self) -> bool:
         return self.out.is_file() if self.is_npz else (self.out / GALLERY_JSON).is_file()
 
@@ -60,17 +73,52 @@ class OutputLayout:
             if out.exists() and not out.is_dir():
                 raise InputError(f"output {out} is a file; give a folder for the gallery or a path ending in .npz")
             ours = {GALLERY_JSON, "feats.npy", "paths.txt", "parts"}
-            if out.is_dir() and any(p.name not in ours and not _merge_temporary(p.name) for p in out.iterdir()):
+            if out.is_dir() and any(p.name not in ours and not is_temporary(p.name) for p in out.iterdir()):
                 raise InputError(f"output folder {out} holds files that are not an mbf gallery; choose another")
         if self.finished() and not overwrite:
             raise InputError(f"gallery {out} already exists (pass --overwrite to replace it)")
 
+    def remove_stale_temporaries(self) -> list[str]:
+        """Remove what a killed extraction left half-written; only for the holder of :meth:`lock`."""
+        removed = remove_stale_temporaries(self.work)
+        if not self.is_npz:
+            return removed + remove_stale_temporaries(self.out)
+        own = f".{self.out.name}.tmp-"  # beside an .npz: only its own temporaries, the folder is not ours
+        for entry in self.out.parent.glob(f"{own}*") if self.out.parent.is_dir() else ():
+            if is_temporary(entry.name) and entry.is_file():
+                entry.unlink(missing_ok=True)
+                removed.append(entry.name)
+        return removed
 
-_MERGE_TEMPORARIES = (".feats.tmp-", ".paths.tmp-", f".{GALLERY_JSON}.tmp-")  # what a killed merge leaves
+    def lock(self) -> FolderLock:
+        return FolderLock(self.lock_file, f"gallery {self.out}",
+                          "wait for that extraction to end (a rerun then resumes or refuses it), or give another --out")
 
 
-def _merge_temporary(name: str) -> bool:
-    return name.startswith(_MERGE_TEMPORARIES)
+_HELD: set[Path] = set()  # lock files this process holds (hold_output is re-entrant)
+
+
+@contextlib.contextmanager
+def hold_output(layout: OutputLayout, info: DistInfo = DistInfo()) -> Iterator[None]:
+    """Rank 0 holds the output's lock for the block and first removes what a killed extraction left;
+    other ranks take nothing, and within a block that holds it already this is a no-op.
+
+    Folders created for the lock file are removed again when the block fails (a refused run
+    leaves nothing).
+    """
+    key = Path(os.path.abspath(layout.lock_file))
+    if not info.is_main or key in _HELD:
+        yield
+        return
+    with removing_new_folders(key.parent), layout.lock():
+        _HELD.add(key)
+        try:
+            removed = layout.remove_stale_temporaries()
+            if removed:
+                log.info("removed %d temporary files a killed extraction left: %s", len(removed), ", ".join(removed))
+            yield
+        finally:
+            _HELD.discard(key)
 
 
 def shard_path(work: Path, index: int) -> Path:
@@ -78,7 +126,7 @@ def shard_path(work: Path, index: int) -> Path:
 
 
 def list_hash(paths: list[str]) -> str:
-    return hashlib.sha256("\n".join(paths).encode("utf-8")).hexdigest()
+    return hashlib.sha256("\n".join(paths).encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -92,17 +140,14 @@ def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
-
-
 def _save_shard(path: Path, feats: np.ndarray) -> None:
-    """One finished shard, written under a temporary name and moved into place."""
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.npy")
-    np.save(tmp, feats)
-    os.replace(tmp, path)
+    """One finished shard, written whole or not at all."""
+    with atomic_write(path) as fh:
+        np.save(fh, feats, allow_pickle=False)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def prepare(layout: OutputLayout, manifest: dict, info: DistInfo) -> list[int]:
@@ -112,10 +157,7 @@ def prepare(layout: OutputLayout, manifest: dict, info: DistInfo) -> list[int]:
     done = {i for i in range(num_shards) if shard_path(work, i).is_file()}
     manifest_file = work / MANIFEST
     if manifest_file.is_file():
-        try:
-            old = json.loads(manifest_file.read_text())
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{manifest_file} is unreadable ({exc}); remove {work} to start over") from None
+        old = read_json_object(manifest_file, f"the manifest of an extraction (remove {work} to start over)")
         differs = _differences(old, manifest)
         if differs and done:
             raise InputError(
@@ -127,9 +169,9 @@ def prepare(layout: OutputLayout, manifest: dict, info: DistInfo) -> list[int]:
     elif done:
         raise InputError(f"{work} holds shards but no {MANIFEST} to say what made them; remove {work} to start over")
     if info.is_main:
-        work.mkdir(parents=True, exist_ok=True)
+        make_folder(work)
         if not done:  # nothing finished yet: (re)write the manifest
-            _write_json(manifest_file, manifest)
+            write_json(manifest_file, manifest, indent=1)
     barrier(info)
     return [i for i in range(num_shards) if i % info.world_size == info.rank and i not in done]
 
@@ -158,7 +200,7 @@ def embed_shards(embedder, paths: list[str], work: Path, todo: list[int], shard_
 
 
 def merge(layout: OutputLayout, paths: list[str], manifest: dict, meta: dict) -> Path:
-    """All shards -> the gallery (streamed into a memory map for a folder); the work folder removed."""
+    """All shards -> the gallery (a folder's ``feats.npy`` streamed one shard at a time); the work folder removed."""
     work, out, dim = layout.work, layout.out, manifest["dim"]
     missing = [i for i in range(manifest["shards"]) if not shard_path(work, i).is_file()]
     if missing:
@@ -170,25 +212,14 @@ def merge(layout: OutputLayout, paths: list[str], manifest: dict, meta: dict) ->
         write_npz(out, np.concatenate([s.load() for s in shards]), paths, meta)
     else:
         (out / GALLERY_JSON).unlink(missing_ok=True)  # --overwrite: incomplete until the new one is written
-        tmp, text = out / f".feats.tmp-{os.getpid()}.npy", out / f".paths.tmp-{os.getpid()}"
-        try:
-            feats = np.lib.format.open_memmap(tmp, mode="w+", dtype=manifest["dtype"], shape=(len(paths), dim))
-            row = 0
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(manifest["dtype"])), "fortran_order": False,
+                  "shape": (len(paths), dim)}
+        with atomic_write(out / "feats.npy") as fh:  # streamed: one shard in memory; a full disk is an OSError
+            np.lib.format.write_array_header_1_0(fh, header)
             for spec in shards:
-                feats[row:row + spec.rows] = spec.load()
-                row += spec.rows
-            feats.flush()
-            del feats
-            os.replace(tmp, out / "feats.npy")
-            text.write_text("\n".join(paths), encoding="utf-8")
-            os.replace(text, out / "paths.txt")
-            _write_json(out / GALLERY_JSON, meta)
-        finally:
-            tmp.unlink(missing_ok=True)
-            text.unlink(missing_ok=True)
-        for stale in out.iterdir():  # left by a merge that was killed before this one
-            if _merge_temporary(stale.name):
-                stale.unlink()
+                fh.write(np.ascontiguousarray(spec.load()).data)
+        write_paths(out / "paths.txt", paths)
+        write_json(out / GALLERY_JSON, meta, indent=1)
     shutil.rmtree(work)
     return out
 
@@ -229,15 +260,17 @@ def extract_gallery(embedder, paths: list[str], out: str | os.PathLike, fingerpr
     if any("\n" in p for p in paths):
         raise InputError("image paths with line breaks cannot be stored in a gallery")
     layout = OutputLayout(Path(out))
-    layout.check(overwrite)
-    manifest = {**fingerprint, "dim": embedder.dim, "images": {"count": len(paths), "sha256": list_hash(paths)},
-                "shard_size": shard_size, "shards": -(-len(paths) // shard_size), "dtype": dtype}
-    todo = prepare(layout, manifest, info)
-    skipped = len(range(info.rank, manifest["shards"], info.world_size)) - len(todo)
-    log.info("rank %d of %d: %d shards of %d images to embed%s", info.rank, info.world_size, len(todo), shard_size,
-             f" ({skipped} finished before, skipped)" if skipped else "")
-    embed_shards(embedder, paths, layout.work, todo, shard_size, dtype, num_workers, progress and info.is_main)
-    barrier(info)
-    if not info.is_main:
-        return None
-    return merge(layout, paths, manifest, meta)
+    with hold_output(layout, info):
+        layout.check(overwrite)
+        manifest = {**fingerprint, "dim": embedder.dim, "images": {"count": len(paths), "sha256": list_hash(paths)},
+                    "shard_size": shard_size, "shards": -(-len(paths) // shard_size), "dtype": dtype}
+        todo = prepare(layout, manifest, info)
+        skipped = len(range(info.rank, manifest["shards"], info.world_size)) - len(todo)
+        images = sum(min(shard_size, len(paths) - i * shard_size) for i in todo)
+        log.info("rank %d of %d: %s (%s) to embed%s", info.rank, info.world_size, _plural(len(todo), "shard"),
+                 _plural(images, "image"), f" ({skipped} finished before, skipped)" if skipped else "")
+        embed_shards(embedder, paths, layout.work, todo, shard_size, dtype, num_workers, progress and info.is_main)
+        barrier(info)
+        if not info.is_main:
+            return None
+        return merge(layout, paths, manifest, meta)

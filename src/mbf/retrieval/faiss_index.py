@@ -15,8 +15,10 @@ Two kinds:
   ``rerank_factor * k`` best exactly from the gallery's descriptors on disk, reading only
   those rows (docs/BENCHMARKS.md measures both at a million descriptors).
 
-An index folder holds ``index.faiss``, ``index.json`` (kind, parameters, the gallery's model
-and config, so a query is embedded the same way), ``paths.txt`` and, with PCA, ``pca.npz``.
+An index folder holds ``index.faiss``, ``index.json`` (a JSON object: kind, parameters, the
+gallery's model and config, so a query is embedded the same way), ``paths.txt`` (as a gallery's:
+exact file-system names) and, with PCA, ``pca.npz``. It is written as a temporary folder moved
+into place, so a reader sees the old index or the new one, never part of one.
 """
 from __future__ import annotations
 
@@ -24,7 +26,6 @@ import json
 import logging
 import math
 import os
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,12 +33,16 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from .gallery import Gallery, check_queries, named_results, read_paths
+from ..files import atomic_path
+from .gallery import (GALLERY_KEYS, Gallery, check_keys, check_queries, named_results, paths_bytes, read_json_object,
+                      read_paths)
 
 log = logging.getLogger(__name__)
 
 KINDS = ("flat", "ivfpq")
 INDEX_JSON = "index.json"
+INDEX_KEYS = {"kind": str, "dim": int, "metric": str, "feat_norm": bool}  # what a search reads
+INDEX_OPTIONAL = {"gallery": dict, "params": dict, "count": int}  # gallery: written by `mbf index`
 NPROBE_SHARE = 16  # the default nprobe visits about 1 / NPROBE_SHARE of the lists
 MIN_IVFPQ = 1000  # descriptors below which the approximate index is not worth (or able) to train
 
@@ -168,35 +173,30 @@ class SearchIndex:
         """Write the index folder (a temporary folder moved into place)."""
         faiss = _faiss()
         folder = check_output(folder, overwrite)
-        tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-        try:
-            tmp.mkdir(parents=True)
-            faiss.write_index(self.index, str(tmp / "index.faiss"))
+        with atomic_path(folder, folder=True) as tmp:
+            try:
+                faiss.write_index(self.index, str(tmp / "index.faiss"))
+            except RuntimeError as exc:  # FAISS reports write errors (a full disk) this way: one OSError of the folder
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+                raise OSError(f"FAISS could not write index.faiss ({reason})") from None
+            # plain writes inside the temporary folder: it is moved into place whole, and a failure names the index
             if self.pca is not None:
                 np.savez(tmp / "pca.npz", mean=self.pca.mean, components=self.pca.components)
-            (tmp / "paths.txt").write_text("\n".join(paths), encoding="utf-8")
-            (tmp / INDEX_JSON).write_text(json.dumps({**self.meta, "count": self.ntotal}, indent=1))
-            if folder.exists():
-                shutil.rmtree(folder)
-            os.replace(tmp, folder)
-        except OSError as exc:
-            raise InputError(f"cannot write index {folder}: {exc.strerror or exc}") from None
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
+            (tmp / "paths.txt").write_bytes(paths_bytes(paths))
+            (tmp / INDEX_JSON).write_text(json.dumps({**self.meta, "count": self.ntotal}, indent=1) + "\n")
         return folder
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> "SearchIndex":
         faiss = _faiss()
         folder = Path(folder)
+        meta = read_index_json(folder / INDEX_JSON)
         try:
-            meta = json.loads((folder / INDEX_JSON).read_text())
             index = faiss.read_index(str(folder / "index.faiss"))
             paths = read_paths(folder / "paths.txt", index.ntotal)
             pca = None
             if (folder / "pca.npz").is_file():
-                with np.load(folder / "pca.npz") as data:
+                with np.load(folder / "pca.npz", allow_pickle=False) as data:
                     pca = Pca(data["mean"], data["components"])
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             raise InputError(f"{folder} is not an index written by `mbf index`: {exc}") from None
@@ -237,6 +237,20 @@ class SearchIndex:
 
     def results(self, queries: np.ndarray, topk: int, **kwargs) -> list[list[tuple[str, float]]]:
         return named_results(self.paths, *self.search(queries, topk, **kwargs))
+
+
+def read_index_json(file: Path) -> dict:
+    """``index.json``: InputError naming it unless it is an object with the keys a search reads."""
+    what = "the description of an index written by `mbf index`"
+    meta = read_json_object(file, what, INDEX_KEYS, INDEX_OPTIONAL)
+    if meta["kind"] not in KINDS:
+        raise InputError(f"{file}: 'kind' is {meta['kind']!r}, expected one of {', '.join(KINDS)} ({what})")
+    if meta["kind"] == "ivfpq":
+        check_keys(meta, str(file), what, {"params": dict})
+    if "gallery" in meta:
+        check_keys(meta["gallery"], f"{file} 'gallery'", "the model of the gallery indexed",
+                   optional={**GALLERY_KEYS, "source": str})
+    return meta
 
 
 def check_output(folder: str | os.PathLike, overwrite: bool = False) -> Path:

@@ -4,7 +4,11 @@ Two layouts hold the same fields:
 - ``gallery.npz`` (small galleries, loaded whole): ``feats`` [N, D] (float32 or float16),
   ``paths``, ``config_file``, ``weights``, ``opts`` and ``feat_norm``;
 - a folder (any size, memory-mapped): ``feats.npy`` [N, D], ``paths.txt`` (one per line) and
-  ``gallery.json`` with the rest; ``gallery.json`` is written last and marks it complete.
+  ``gallery.json`` (a JSON object) with the rest; ``gallery.json`` is written last and marks it
+  complete.
+Paths are kept exactly as the file system gave them: a name that is not valid UTF-8 is held by
+Python with surrogate escapes and written back as its original bytes (``paths.txt`` is UTF-8
+with ``surrogateescape``). Every file is written whole or not at all (:mod:`mbf.files`).
 Descriptors are L2-normalised when ``feat_norm`` (TEST.FEAT_NORM 'yes'); the config file,
 overrides and weights are what ``mbf search`` embeds a query with.
 """
@@ -20,8 +24,10 @@ import torch
 
 from ..errors import InputError
 from ..evaluation import euclidean_distance
+from ..files import atomic_write, write_bytes
 
 GALLERY_JSON = "gallery.json"
+GALLERY_KEYS = {"config_file": str, "weights": str, "opts": list, "feat_norm": bool}  # gallery.json, as used here
 SEARCH_CHUNK = 65536  # gallery rows per distance block of the exact search
 
 
@@ -53,9 +59,10 @@ class Gallery:
         return NpyRows(self.feats) if isinstance(self.feats, np.memmap) else self.feats
 
     def chunks(self, size: int = SEARCH_CHUNK):
-        """(start, float32 block) over the gallery, ``size`` rows at a time."""
+        """(start, float32 block) over the gallery, ``size`` rows at a time (writable: a read-only memory
+        map's rows are copied, as torch needs)."""
         for start in range(0, len(self), size):
-            yield start, np.asarray(self.feats[start:start + size], dtype=np.float32)
+            yield start, np.require(self.feats[start:start + size], np.float32, ["C", "W"])
 
     # ------------------------------------------------------------------ reading
     @classmethod
@@ -82,14 +89,14 @@ class Gallery:
         meta_file = folder / GALLERY_JSON
         if not meta_file.is_file():
             raise InputError(f"{folder} holds no finished gallery ({GALLERY_JSON} missing): run or resume `mbf extract`")
+        meta = read_json_object(meta_file, "the gallery's description", optional=GALLERY_KEYS)
         try:
-            meta = json.loads(meta_file.read_text())
-            feats = _check_feats(np.load(folder / "feats.npy", mmap_mode="r"), folder / "feats.npy")
+            feats = _check_feats(np.load(folder / "feats.npy", mmap_mode="r", allow_pickle=False), folder / "feats.npy")
             paths = read_paths(folder / "paths.txt", feats.shape[0])
         except (OSError, ValueError) as exc:
             raise InputError(f"{folder} is not a gallery written by `mbf extract`: {exc}") from None
         return cls(feats, paths, meta.get("config_file", ""), meta.get("weights", ""), list(meta.get("opts", [])),
-                   bool(meta.get("feat_norm", True)), str(folder))
+                   meta.get("feat_norm", True), str(folder))
 
     # ------------------------------------------------------------------ search
     def search(self, queries: np.ndarray, topk: int) -> tuple[np.ndarray, np.ndarray]:
@@ -114,7 +121,7 @@ class NpyRows:
         whose header NumPy has already read: only its file name, data offset, shape and dtype are used."""
         if not isinstance(source, np.memmap):
             try:
-                source = np.load(source, mmap_mode="r")
+                source = np.load(source, mmap_mode="r", allow_pickle=False)
             except (OSError, ValueError) as exc:
                 raise InputError(f"{source} is not a descriptor file written by `mbf extract`: {exc}") from None
         self.path = Path(source.filename)
@@ -159,15 +166,61 @@ class NpyRows:
         self.close()
 
 
+def paths_bytes(paths: list[str]) -> bytes:
+    """``paths`` one per line (no final line break), each exactly as the file system names it."""
+    return "\n".join(paths).encode("utf-8", "surrogateescape")
+
+
+def write_paths(file: Path, paths: list[str]) -> None:
+    write_bytes(file, paths_bytes(paths))
+
+
 def read_paths(file: Path, count: int) -> list[str]:
-    """The ``count`` paths of ``file`` (one per line, as written: no trailing line break); InputError if
+    """The ``count`` paths of ``file`` (one per line, as :func:`paths_bytes` gives them); InputError if
     it holds another number of them."""
-    lines = file.read_text(encoding="utf-8").split("\n")
+    lines = file.read_bytes().decode("utf-8", "surrogateescape").split("\n")
     if len(lines) == count + 1 and lines[-1] == "":  # one final line break (an edited file): not a path
         lines.pop()
     if len(lines) != count:
         raise InputError(f"{file}: {len(lines)} paths for {count} descriptors")
     return lines
+
+
+_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "an integer", float: "a number",
+               bool: "true or false", type(None): "null"}
+
+
+def _json_type(value) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def read_json_object(file: Path, what: str, required: dict | None = None, optional: dict | None = None) -> dict:
+    """The JSON object in ``file`` (``what`` it should describe); InputError naming the file when it
+    cannot be read, is not an object, or lacks a ``required`` key or holds a key of another type
+    than ``required`` / ``optional`` say (key -> Python type)."""
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{file} is unreadable ({exc}); expected {what} as a JSON object") from None
+    return check_keys(data, f"{file}", what, required, optional)
+
+
+def check_keys(data, where: str, what: str, required: dict | None = None, optional: dict | None = None) -> dict:
+    """``data`` if it is a dict holding the ``required`` keys, with the types given; InputError saying
+    ``where`` otherwise (see :func:`read_json_object`)."""
+    required, optional = required or {}, optional or {}
+    if not isinstance(data, dict):
+        keys = f" with the keys {', '.join(required)}" if required else ""
+        raise InputError(f"{where} holds {_json_type(data)}; expected {what}: a JSON object{keys}")
+    missing = [key for key in required if key not in data]
+    if missing:
+        raise InputError(f"{where} lacks the key{'s' * (len(missing) > 1)} {', '.join(missing)}; expected {what} "
+                         f"with the keys {', '.join(required)}")
+    for key, kind in {**optional, **required}.items():
+        value = data.get(key)
+        if key in data and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+            raise InputError(f"{where}: {key!r} is {_json_type(value)}, expected {_JSON_TYPES[kind]} ({what})")
+    return data
 
 
 def named_results(paths: list[str], dist: np.ndarray, idx: np.ndarray) -> list[list[tuple[str, float]]]:
@@ -181,7 +234,7 @@ def check_queries(queries: np.ndarray, dim: int, source: str = "the gallery") ->
     if q.ndim != 2 or q.shape[1] != dim:
         raise InputError(f"query descriptors must be [Q, {dim}] or [{dim}] for {source or 'the gallery'}, "
                          f"got shape {q.shape}")
-    return np.ascontiguousarray(q)
+    return np.require(q, requirements=["C", "W"])  # a row of a read-only memory map is copied
 
 
 def exact_search(chunks, queries: np.ndarray, topk: int) -> tuple[np.ndarray, np.ndarray]:
@@ -219,14 +272,9 @@ def _looks_normalised(feats: np.ndarray) -> bool:
 
 
 def write_npz(path: Path, feats: np.ndarray, paths: list[str], meta: dict) -> Path:
-    """The .npz layout, written atomically (a temporary file moved into place)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
-    try:
-        np.savez(tmp, feats=feats, paths=np.array(paths), config_file=np.array(meta["config_file"]),
+    """The .npz layout, written whole or not at all."""
+    with atomic_write(path) as fh:
+        np.savez(fh, feats=feats, paths=np.array(paths, dtype=str), config_file=np.array(meta["config_file"]),
                  weights=np.array(meta["weights"]), opts=np.array(list(meta["opts"]), dtype=str),
                  feat_norm=np.array(bool(meta["feat_norm"])))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path

@@ -7,6 +7,7 @@ normalising them a second time would silently give other descriptors.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +17,26 @@ from torch.utils.data import Dataset
 
 from ..data import IMAGE_EXTENSIONS, read_image
 from ..data.datasets import NAME_PATTERN
+from ..data.datasets.base import list_tree
+from ..data.io import os_reason, to_rgb
 from ..errors import DatasetError, InputError
 
 
 def list_images(folder: str | os.PathLike) -> list[str]:
-    """Every image under ``folder`` (recursively), sorted."""
+    """Every image under ``folder`` (recursively, symbolic links followed), sorted.
+
+    A folder reached twice (a link loop) is walked once, with a warning; an image name whose link
+    loops or leads nowhere is a DatasetError naming it (see :mod:`mbf.data.datasets.base`).
+    """
     root = Path(folder)
-    if not root.is_dir():
-        raise DatasetError(f"image folder not found: {root}")
-    paths = sorted(str(p) for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    try:
+        if not stat.S_ISDIR(root.stat().st_mode):
+            raise DatasetError(f"image folder {root} is a file, expected a folder of images")
+    except FileNotFoundError:
+        raise DatasetError(f"image folder not found: {root}") from None
+    except OSError as exc:
+        raise DatasetError(f"cannot list the image folder {root}: {os_reason(exc)}") from None
+    paths = list_tree(root, IMAGE_EXTENSIONS)
     if not paths:
         raise DatasetError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {root}")
     return paths
@@ -51,7 +63,7 @@ def to_pil(item, bgr: bool = False) -> Image.Image:
     if isinstance(item, (str, os.PathLike)):
         return read_image(item)
     if isinstance(item, Image.Image):
-        return item.convert("RGB")
+        return to_rgb(item)
     if isinstance(item, torch.Tensor):
         item = item.detach().cpu().numpy()
     if isinstance(item, np.ndarray):

@@ -9,17 +9,26 @@ gallery keep their pids so that evaluation can match them.
 
 Building is cheap on large sets: a folder is listed once (``os.scandir``) and listed files are
 checked against one listing per folder, never with a ``stat`` per image.
+
+Symbolic links are followed, to images and to folders. An image name whose link loops or leads
+nowhere is one :class:`DatasetError` naming the link (skipping it would silently drop an
+image). A folder reached a second time while listing (a link to a parent folder, to itself, or a
+second way to a folder already listed) is skipped with a warning naming it: following it would
+walk forever or list the same images twice. Image lists are UTF-8 text (a byte-order mark is
+allowed) that name each image once.
 """
 from __future__ import annotations
 
 import logging
 import os
 import re
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, ClassVar, NamedTuple, Sequence
 
 from ...errors import DatasetError
+from ..io import os_reason
 
 log = logging.getLogger(__name__)
 
@@ -115,30 +124,116 @@ def has_extension(name: str, extensions: Sequence[str]) -> bool:
     return os.path.splitext(name)[1].lower() in extensions
 
 
-def _unreadable(folder, exc: PermissionError) -> DatasetError:
-    return DatasetError(f"cannot list the dataset folder {folder}: {exc.strerror or 'permission denied'}")
+def _unreadable(folder, exc: OSError) -> DatasetError:
+    return DatasetError(f"cannot list the dataset folder {folder}: {os_reason(exc)}")
+
+
+def _scan(folder: str | os.PathLike) -> list[os.DirEntry]:
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except OSError as exc:
+        raise _unreadable(folder, exc) from None
+
+
+def is_image_entry(entry: os.DirEntry, extensions: Sequence[str]) -> bool:
+    """Whether ``entry`` is a file (or a link to one) with one of ``extensions``: no ``stat`` unless it is a
+    link. DatasetError naming it when it is an image name whose link loops or leads nowhere."""
+    if not has_extension(entry.name, extensions):
+        return False
+    try:
+        if entry.is_file():
+            return True
+        if entry.is_symlink():
+            os.stat(entry.path)  # a link to a folder named like an image is no image; a broken one raises
+        return False
+    except OSError as exc:
+        raise DatasetError(f"cannot read image {entry.path}: {os_reason(exc, entry.path)}") from None
+
+
+def new_subfolders(entries: list[os.DirEntry], seen: dict) -> list[os.DirEntry]:
+    """The folders (links followed) among ``entries`` not listed before, by name; ``seen`` maps the
+    (device, inode) of each folder listed to its path and is filled here. A folder met again is
+    skipped with a warning (see the module docstring); an entry whose link loops is no folder."""
+    found = []
+    for entry in sorted(entries, key=lambda e: (e.is_symlink(), e.name)):  # real folders before links to them
+        try:
+            if not entry.is_dir():
+                continue
+            info = entry.stat()
+        except OSError:
+            continue
+        key = (info.st_dev, info.st_ino)
+        if key in seen:
+            log.warning("skipped %s: it is the folder %s, listed already (a symbolic link loop, or a second link to "
+                        "one folder); its images are listed once", entry.path, seen[key])
+            continue
+        seen[key] = entry.path
+        found.append(entry)
+    return found
+
+
+def _seen(folder: str | os.PathLike) -> dict:
+    """``seen`` of :func:`new_subfolders` holding ``folder`` itself."""
+    try:
+        info = os.stat(folder)
+    except OSError as exc:
+        raise _unreadable(folder, exc) from None
+    return {(info.st_dev, info.st_ino): str(folder)}
 
 
 def list_files(folder: Path, extensions: Sequence[str]) -> list[str]:
-    """Names of the regular files in ``folder`` with one of ``extensions``, sorted."""
-    try:
-        with os.scandir(folder) as entries:
-            return sorted(e.name for e in entries if e.is_file() and has_extension(e.name, extensions))
-    except PermissionError as exc:
-        raise _unreadable(folder, exc) from None
+    """Names of the files in ``folder`` (links to files included) with one of ``extensions``, sorted."""
+    return sorted(e.name for e in _scan(folder) if is_image_entry(e, extensions))
 
 
 def list_subfolder_files(folder: Path, extensions: Sequence[str]) -> list[str]:
     """Paths ``<folder>/<sub>/<name>`` of the files one level below ``folder``, sorted by file name."""
     found = []
-    try:
-        with os.scandir(folder) as subs:
-            dirs = [sub for sub in subs if sub.is_dir()]
-    except PermissionError as exc:
-        raise _unreadable(folder, exc) from None
-    for sub in dirs:
+    for sub in new_subfolders(_scan(folder), _seen(folder)):
         found.extend((name, f"{folder}/{sub.name}/{name}") for name in list_files(Path(sub.path), extensions))
     return [path for _, path in sorted(found)]
+
+
+def list_tree(folder: Path, extensions: Sequence[str]) -> list[str]:
+    """Paths of the files with one of ``extensions`` in ``folder`` and every folder below it, sorted;
+    each folder is listed once however many links lead to it."""
+    seen, pending, found = _seen(folder), deque([folder]), []
+    while pending:
+        current = pending.popleft()  # breadth first: a folder is met by its shortest way first
+        entries = _scan(current)
+        found.extend(str(current / e.name) for e in entries if is_image_entry(e, extensions))
+        pending.extend(current / e.name for e in new_subfolders(entries, seen))
+    return sorted(found)
+
+
+def read_list_text(list_file: Path) -> str:
+    """The text of an image list, decoded as UTF-8 (a byte-order mark allowed); DatasetError naming the
+    line where it is not UTF-8 (a list saved as Latin-1 or a Windows code page, say)."""
+    try:
+        data = list_file.read_bytes()
+    except OSError as exc:
+        raise DatasetError(f"cannot read the list {list_file}: {os_reason(exc)}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = exc.object.count(b"\n", 0, exc.start) + 1  # exc.object: the bytes after any byte-order mark
+        raise DatasetError(
+            f"{list_file} line {line} is not UTF-8 (byte 0x{exc.object[exc.start]:02x}); the list must be saved as "
+            "UTF-8 text (a spreadsheet's \"CSV UTF-8\")"
+        ) from None
+
+
+def check_unique(paths: Sequence[str], list_file: Path, linenos: Sequence[int]) -> None:
+    """DatasetError naming ``list_file`` and both lines when two of its lines name one image: read twice, it
+    would count twice in training or evaluation."""
+    first: dict[str, int] = {}
+    for path, lineno in zip(paths, linenos):
+        key = os.path.abspath(path)  # "a.jpg", "./a.jpg" and its absolute path are one image
+        if key in first:
+            raise DatasetError(f"{list_file} lines {first[key]} and {lineno} both name the image {path}; "
+                               "list each image once")
+        first[key] = lineno
 
 
 def first_missing(paths: Sequence[str], listings: dict | None = None) -> int | None:
@@ -155,7 +250,7 @@ def first_missing(paths: Sequence[str], listings: dict | None = None) -> int | N
                 names = set(os.listdir(folder or "."))
             except (FileNotFoundError, NotADirectoryError):
                 names = set()
-            except PermissionError as exc:
+            except OSError as exc:
                 raise _unreadable(folder or ".", exc) from None
             listings[folder] = names
         if name not in names:

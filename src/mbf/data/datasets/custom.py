@@ -13,17 +13,21 @@ to the folder holding the list, or absolute), the person id (an integer >= 0; qu
 ids must agree, training ids are relabelled) and the 0-based camera. Training cameras must be
 numbered 0..C-1 (they index the camera embedding); query and gallery crops of one person on the
 same camera are not counted as matches, as in every re-ID protocol. A test-only set (e.g. in
-``DATASETS.TEST_NAMES``) needs only ``query.csv`` and ``gallery.csv``.
+``DATASETS.TEST_NAMES``) needs only ``query.csv`` and ``gallery.csv``. The lists are UTF-8 text
+(spreadsheets: "CSV UTF-8"; a byte-order mark is fine) and name each image once: a row listed
+twice would count twice in training or evaluation.
 """
 from __future__ import annotations
 
 import csv
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import DatasetError
-from .base import Item, DatasetReader, Source, relative_to_root, check_listed, register_dataset
+from .base import (Item, DatasetReader, Source, check_listed, check_unique, read_list_text, register_dataset,
+                   relative_to_root)
 
 HEADER = ["path", "pid", "camid"]
 
@@ -41,9 +45,8 @@ class CsvSource(Source):
     def read(self):
         folder = str(self.list_file.parent)
         items, linenos = [], []
-        # utf-8-sig: spreadsheets save "CSV UTF-8" with a byte-order mark before the header
-        with open(self.list_file, newline="", encoding="utf-8-sig") as handle:
-            rows = csv.reader(handle)
+        rows = csv.reader(io.StringIO(read_list_text(self.list_file), newline=""))
+        try:
             header = [cell.strip() for cell in next(rows, [])]
             if header != HEADER:
                 raise DatasetError(
@@ -62,7 +65,11 @@ class CsvSource(Source):
                 path = cells[0] if os.path.isabs(cells[0]) else f"{folder}/{cells[0]}"
                 items.append(Item(path, int(cells[1]), int(cells[2])))
                 linenos.append(lineno)
-        check_listed([item.path for item in items], lambda i: f"{self.list_file} line {linenos[i]}")
+        except csv.Error as exc:  # a NUL byte, a quote left open at the end
+            raise DatasetError(f"{self.list_file} line {rows.line_num}: not a CSV row ({exc})") from None
+        paths = [item.path for item in items]
+        check_unique(paths, self.list_file, linenos)
+        check_listed(paths, lambda i: f"{self.list_file} line {linenos[i]}")
         cameras = sorted({item.camid for item in items})
         if self.consecutive_cameras and cameras != list(range(len(cameras))):
             raise DatasetError(

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import DatasetError
-from .base import Item, ConcatSource, DatasetReader, Source, relative_to_root, check_listed, register_dataset
+from .base import (Item, ConcatSource, DatasetReader, Source, check_listed, check_unique, read_list_text,
+                   register_dataset, relative_to_root)
 
 NUM_CAMERAS = 15
 
@@ -16,7 +17,8 @@ class ListSource(Source):
     """Images named by a list file of ``<path relative to image_dir> <pid>`` lines.
 
     The camera is the third ``_`` field of the file name (1-based): ``0000_000_01_0303morning_0015_0.jpg``
-    is camera 1. Listed images are checked with one listing per folder, not one stat each.
+    is camera 1. Listed images are checked with one listing per folder, not one stat each; the list is
+    UTF-8 and names each image once.
     """
 
     list_file: Path
@@ -33,26 +35,27 @@ class ListSource(Source):
     def read(self):
         base = str(self.image_dir)
         items, linenos = [], []
-        with open(self.list_file, encoding="utf-8") as lines:
-            for lineno, line in enumerate(lines, start=1):
-                fields = line.split()
-                if not fields:
-                    continue
-                if len(fields) != 2 or not fields[1].isdecimal():
-                    raise DatasetError(
-                        f"{self._where(lineno)}: expected '<relative image path> <pid>', got {line.strip()!r}"
-                    )
-                rel, pid = fields
-                parts = rel.rpartition("/")[2].split("_")
-                cam = int(parts[2]) if len(parts) > 2 and parts[2].isdecimal() else 0
-                if not 1 <= cam <= self.num_cameras:
-                    raise DatasetError(
-                        f"file name {rel} ({self._where(lineno)}) does not encode a camera 1..{self.num_cameras}; "
-                        "expected '<pid>_<index>_<camera>_<time>_...', e.g. 0000_000_01_0303morning_0015_0.jpg"
-                    )
-                items.append(Item(f"{base}/{rel}", int(pid), cam - 1))
-                linenos.append(lineno)
-        check_listed([item.path for item in items], lambda i: self._where(linenos[i]), self.listings)
+        for lineno, line in enumerate(read_list_text(self.list_file).split("\n"), start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != 2 or not fields[1].isdecimal():
+                raise DatasetError(
+                    f"{self._where(lineno)}: expected '<relative image path> <pid>', got {line.strip()!r}"
+                )
+            rel, pid = fields
+            parts = rel.rpartition("/")[2].split("_")
+            cam = int(parts[2]) if len(parts) > 2 and parts[2].isdecimal() else 0
+            if not 1 <= cam <= self.num_cameras:
+                raise DatasetError(
+                    f"file name {rel} ({self._where(lineno)}) does not encode a camera 1..{self.num_cameras}; "
+                    "expected '<pid>_<index>_<camera>_<time>_...', e.g. 0000_000_01_0303morning_0015_0.jpg"
+                )
+            items.append(Item(f"{base}/{rel}", int(pid), cam - 1))
+            linenos.append(lineno)
+        paths = [item.path for item in items]
+        check_unique(paths, self.list_file, linenos)
+        check_listed(paths, lambda i: self._where(linenos[i]), self.listings)
         return items
 
     def empty(self):
