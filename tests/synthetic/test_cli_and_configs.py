@@ -34,8 +34,12 @@ def test_cli_writes_then_reports_up_to_date(tmp_path, capsys):
 
     next((out / syn.QUERY_DIR).glob("*.jpg")).unlink()
     assert main(["synth", "--out", str(out), "--check"]) == 1
-    assert main(["synth", "--out", str(out), "--seed", "4", *ARGS]) == 0  # an incomplete set is redone
+    assert main(["synth", "--out", str(out), "--seed", "4", *ARGS]) == 2  # a damaged set is redone on purpose only
+    assert "--force" in capsys.readouterr().err
+    assert main(["synth", "--out", str(out), "--force"]) == 0  # with its own seed and options
     assert main(["synth", "--out", str(out), "--check"]) == 0
+    assert main(["synth", "--out", str(out), "--seed", "4", *ARGS]) == 0
+    assert "up to date" in capsys.readouterr().out
 
 
 def test_cli_bad_option_is_a_one_line_error(tmp_path, capsys):

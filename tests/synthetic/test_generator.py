@@ -204,7 +204,7 @@ def test_draw_person_labels_exactly_the_drawn_pixels():
         assert not occluder.lbl.any() and np.any(occluder.img != bg)
 
 
-def test_ensure_dataset_is_idempotent_and_repairs(tmp_path):
+def test_ensure_dataset_is_idempotent_and_a_damaged_set_is_regenerated_only_on_purpose(tmp_path):
     root = tmp_path / "Synthetic_Occluded"
     first = syn.ensure_dataset(root, seed=0, **TINY)
     assert syn.dataset_status(root) == "complete"
@@ -219,7 +219,10 @@ def test_ensure_dataset_is_idempotent_and_repairs(tmp_path):
     victim.unlink()
     assert syn.dataset_status(root) == "incomplete"
     assert syn.verify(root)
-    syn.ensure_dataset(root, seed=0, **TINY)
+    with pytest.raises(DatasetError, match=victim.name):
+        syn.ensure_dataset(root, seed=0, **TINY)
+    assert not victim.exists()
+    syn.generate(root, overwrite=True)  # the manifest's seed and options
     assert syn.dataset_status(root) == "complete" and victim.is_file()
 
 
@@ -322,5 +325,6 @@ def test_a_dataset_of_an_older_generator_is_kept_with_a_warning_naming_the_comma
     finally:
         syn.log.removeHandler(caplog.handler)
     assert summary.version == syn.GENERATOR_VERSION - 1 and _files(root) == before
-    assert syn.regenerate_command(root, 3) == f"mbf synth --out {root} --seed 3 --force"
-    assert syn.regenerate_command(root, 3) in caplog.text
+    command = f"mbf synth --out {root} --seed 3 --ids 12 --distractors 2 --cameras 4 --train-per-id 3 --force"
+    assert syn.regenerate_command(root) == command
+    assert command in caplog.text

@@ -5,23 +5,35 @@ import os
 
 HELP = "generate the synthetic occluded dataset: mbf synth --out datasets/Synthetic_Occluded --seed 0"
 
+# the options with a flag (see CLI_FLAGS) and their help; their default is None: "not given"
+_OPTION_HELP = {
+    "num_ids": "identities with images; a third of them are test identities",
+    "num_distractor_ids": "extra gallery-only identities",
+    "num_cameras": "number of cameras, 2..6",
+    "train_images_per_id": "training images per identity",
+}
+
+
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
 
 def add_arguments(parser) -> None:
-    from ..data.synthetic import DATASET_DIR_NAME, SynthOptions
+    from ..data.synthetic import CLI_FLAGS, DATASET_DIR_NAME, SynthOptions
 
     d = SynthOptions()
     parser.add_argument("--out", default=os.path.join("datasets", DATASET_DIR_NAME),
                         help="output folder (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default: 0)")
-    parser.add_argument("--ids", type=int, default=d.num_ids,
-                        help="identities with images; a third of them are test identities (default: %(default)s)")
-    parser.add_argument("--distractors", type=int, default=d.num_distractor_ids,
-                        help="extra gallery-only identities (default: %(default)s)")
-    parser.add_argument("--cameras", type=int, default=d.num_cameras, help="number of cameras, 2..6 (default: %(default)s)")
-    parser.add_argument("--train-per-id", type=int, default=d.train_images_per_id,
-                        help="training images per identity (default: %(default)s)")
-    parser.add_argument("--force", action="store_true", help="replace a synthetic dataset already in --out")
-    parser.add_argument("--check", action="store_true", help="only check that --out holds a complete dataset")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="random seed; same seed, same bytes (default: 0; with --force: the dataset's own)")
+    for name, flag in CLI_FLAGS.items():
+        parser.add_argument(flag, type=int, default=None, dest=_dest(flag),
+                            help=f"{_OPTION_HELP[name]} (default: {getattr(d, name)}; with --force: the dataset's own)")
+    parser.add_argument("--force", action="store_true",
+                        help="regenerate the synthetic dataset in --out, with its own seed and options except those "
+                             "given (refused while its folders hold files the generator did not write)")
+    parser.add_argument("--check", action="store_true",
+                        help="only check that --out holds a complete dataset, unchanged since it was generated")
 
 
 def _print_summary(summary, verb: str) -> None:
@@ -54,16 +66,12 @@ def run(args) -> int:
         _print_summary(syn.read_manifest(args.out), "complete:")
         return 0
 
-    options = dict(num_ids=args.ids, num_distractor_ids=args.distractors, num_cameras=args.cameras,
-                   train_images_per_id=args.train_per_id)
-    wanted = syn.make_options(**options)
-    state = syn.dataset_status(args.out)
-    if state == "complete" and not args.force:
-        existing = syn.read_manifest(args.out)
-        if existing.seed == args.seed and existing.version == syn.GENERATOR_VERSION \
-                and syn.SynthOptions.from_dict(existing.options) == wanted:
-            _print_summary(existing, "up to date:")
-            return 0
-    summary = syn.generate(args.out, seed=args.seed, overwrite=args.force or state == "incomplete", **options)
+    given = {name: getattr(args, _dest(flag)) for name, flag in syn.CLI_FLAGS.items()
+             if getattr(args, _dest(flag)) is not None}  # the rest: the dataset's own, else the defaults
+    existing = None if args.force else syn.up_to_date(args.out, args.seed, **given)
+    if existing is not None:
+        _print_summary(existing, "up to date:")
+        return 0
+    summary = syn.generate(args.out, seed=args.seed, overwrite=args.force, **given)
     _print_summary(summary, "wrote")
     return 0

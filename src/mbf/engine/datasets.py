@@ -17,7 +17,10 @@ def dataset_options(cfg, name: str) -> dict:
 
 
 def _ensure_synthetic(cfg, name: str, dist: DistInfo) -> None:
-    """Generate the synthetic set on first use (only the main process; the others wait)."""
+    """Generate the synthetic set on first use (only the main process; the others wait).
+
+    A set whose files differ from its manifest is refused, never regenerated here (see ``ensure_dataset``).
+    """
     if name == SYNTHETIC:
         if dist.is_main:
             ensure_dataset(Path(cfg.DATASETS.ROOT_DIR) / DATASET_DIR_NAME, seed=cfg.DATASETS.SYNTHETIC_SEED)

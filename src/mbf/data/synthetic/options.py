@@ -19,6 +19,9 @@ MANIFEST_NAME = "synthetic.json"
 ANNOTATIONS_NAME = "annotations.csv"
 _INCOMPLETE_MARKER = ".synthetic_incomplete"
 _FORMAT = "mbf-synthetic"
+# the options `mbf synth` sets by flag (the others come from the manifest when regenerating, else the defaults)
+CLI_FLAGS = {"num_ids": "--ids", "num_distractor_ids": "--distractors", "num_cameras": "--cameras",
+             "train_images_per_id": "--train-per-id"}
 
 
 OCCLUDER_KINDS = ("car", "pole", "box", "bush", "barrier", "person", "cutoff")

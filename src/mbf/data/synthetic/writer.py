@@ -1,12 +1,18 @@
-"""The dataset on disk: which images exist (the plan), Market layout, manifest, verify/status, generation."""
+"""Generation: the dataset's files, written under the folder's lock, and ``ensure_dataset`` for the engine.
+
+Generated data never deletes what it did not write: a dataset whose folders differ from its
+manifest is refused (named file by file) rather than regenerated; a regeneration happens only
+when asked for (``overwrite=True``, ``mbf synth --force``), repeats the dataset's own seed and
+options unless others are given, and removes only the generator's files; a folder holding
+anything else is refused. Only an unfinished generation whose marker records its seed and
+options is finished without being asked, and only when its folders hold nothing else.
+"""
 from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -14,88 +20,24 @@ import numpy as np
 from PIL import Image
 
 from ...errors import DatasetError
-from .options import (_INCOMPLETE_MARKER, _FORMAT, ANNOTATIONS_NAME, GALLERY_DIR, GENERATOR_VERSION, MANIFEST_NAME,
-                      MASK_DIR, OCCLUDER_KINDS, QUERY_DIR, SPLIT_DIRS, TRAIN_DIR, SynthOptions, SynthSummary)
-from .appearance import Appearance, IdentityPool, similar_appearance
+from ...files import FolderLock, atomic_write, make_folder, remove_stale_temporaries, write_json
+from .inventory import (FOLDERS, Record, Survey, is_foreign, listing, marker_content, read_record,
+                        regenerate_command, survey_dataset)
+from .options import (_INCOMPLETE_MARKER, ANNOTATIONS_NAME, GENERATOR_VERSION, MANIFEST_NAME, SPLIT_DIRS,
+                      SynthOptions, SynthSummary)
+from .plan import _plan, image_files, planned_files
 from .render import ImageSpec, Rendered, render_image
 from .scenes import make_cameras
 
 log = logging.getLogger(__package__)  # one logger for the package ("mbf.data.synthetic")
 
 
-def _plan(seed: int, opts: SynthOptions) -> tuple[list[ImageSpec], dict[int, Appearance], dict]:
-    """Identities, their appearances and every image's split, camera, frame and occluder."""
-    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, 1])))
-    n_train, n_test, n_dis = opts.num_train_ids, opts.num_test_ids, opts.num_distractor_ids
-    pids = rng.permutation(np.arange(1, n_train + n_test + n_dis + 1))  # interleaved id numbers, as in Market
-    groups = {"train": sorted(pids[:n_train].tolist()), "test": sorted(pids[n_train:n_train + n_test].tolist()),
-              "distractor": sorted(pids[n_train + n_test:].tolist())}
-
-    apps: dict[int, Appearance] = {}
-    pools = {"train": IdentityPool(), "test": IdentityPool()}  # the gallery holds test and distractor identities
-    for group in ("train", "test", "distractor"):
-        earlier: list[int] = []
-        pool = pools["train" if group == "train" else "test"]
-        for pid in groups[group]:
-            arng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, 4, pid])))
-            if earlier and arng.random() < opts.similar_fraction:
-                apps[pid] = similar_appearance(apps[earlier[int(arng.integers(len(earlier)))]], arng)
-            else:
-                apps[pid] = pool.draw(arng)
-            earlier.append(pid)
-
-    kinds_p = np.asarray(opts.occluder_weights, np.float64)
-    kinds_p = kinds_p / kinds_p.sum()
-    frames = rng.integers(1, 200, size=opts.num_cameras)
-    specs: list[ImageSpec] = []
-
-    def add(split: str, pid: int, cams, occluded_p: float) -> None:
-        for cam in cams:
-            frames[cam] += rng.integers(3, 80)
-            occ = str(rng.choice(OCCLUDER_KINDS, p=kinds_p)) if rng.random() < occluded_p else "none"
-            specs.append(ImageSpec(len(specs), split, int(pid), int(cam) + 1, int(frames[cam]), occ))
-
-    C = opts.num_cameras
-    for pid in groups["train"]:  # at least two cameras per training identity
-        first = rng.choice(C, size=2, replace=False)
-        add(TRAIN_DIR, pid, np.concatenate([first, rng.integers(0, C, opts.train_images_per_id - 2)]),
-            opts.train_occluded)
-    for pid in groups["test"]:
-        add(QUERY_DIR, pid, rng.choice(C, size=opts.query_images_per_id, replace=False), opts.query_occluded)
-        n = opts.gallery_images_per_id  # every camera first, so each query has a cross-camera match
-        cams = rng.permutation(C)[:n]
-        add(GALLERY_DIR, pid, np.concatenate([cams, rng.integers(0, C, max(0, n - C))]), opts.gallery_occluded)
-    for pid in groups["distractor"]:
-        add(GALLERY_DIR, pid, rng.integers(0, C, opts.distractor_images_per_id), opts.gallery_occluded)
-    return specs, apps, {k: len(v) for k, v in groups.items()}
-
-
-
-def _save(rendered: Rendered, spec: ImageSpec, root: Path, quality: int) -> None:
-    Image.fromarray(rendered.image).save(root / spec.split / f"{spec.stem}.jpg", format="JPEG",
-                                         quality=quality, subsampling=0, optimize=False)
-    Image.fromarray(rendered.labels).save(root / MASK_DIR / spec.split / f"{spec.stem}.png", format="PNG",
-                                          compress_level=6)
-
-
-def _ours(root: Path) -> bool:
-    return (root / MANIFEST_NAME).is_file() or (root / _INCOMPLETE_MARKER).exists()
-
-
-def _clear(root: Path) -> None:
-    """Remove what a previous run wrote (only called when the folder is known to be ours)."""
-    for name in (*SPLIT_DIRS, MASK_DIR):
-        if (root / name).is_dir():
-            shutil.rmtree(root / name)
-    for name in (MANIFEST_NAME, ANNOTATIONS_NAME):
-        if (root / name).is_file():
-            (root / name).unlink()
-
-
 def make_options(num_ids: int | None = None, **options) -> SynthOptions:
     """Validated :class:`SynthOptions`; unknown or out-of-range options raise DatasetError."""
     if num_ids is not None:
         options = {**options, "num_ids": int(num_ids)}
+    # lists (JSON's, say) become the tuples SynthOptions holds, so that equal options compare equal
+    options = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
     try:
         opts = SynthOptions(**options)
     except TypeError as exc:
@@ -105,33 +47,112 @@ def make_options(num_ids: int | None = None, **options) -> SynthOptions:
     return opts
 
 
-def generate(out_dir: str | os.PathLike, seed: int = 0, num_ids: int | None = None, *, overwrite: bool = False,
-             **options) -> SynthSummary:
-    """Write the synthetic dataset to ``out_dir`` and return its summary.
-
-    ``num_ids`` and ``options`` (fields of :class:`SynthOptions`) shape the dataset. An
-    existing synthetic dataset in ``out_dir`` is replaced only when ``overwrite``; a
-    non-empty folder without a synthetic manifest (another dataset, say) is never touched.
-    """
-    opts = make_options(num_ids, **options)
+def _resolve(record: Record | None, seed: int | None, num_ids: int | None, options: dict) -> tuple[int, SynthOptions]:
+    """The seed and options of a generation: those given, the others from ``record`` (the dataset's
+    own: a regeneration repeats it unless told otherwise), else 0 and the defaults."""
+    if seed is None:
+        seed = record.seed if record else 0
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         # checked before anything is written: numpy's seeding refuses it only after the folders exist
         raise DatasetError(f"synthetic dataset seed must be an integer >= 0, got {seed!r}")
-    root = Path(out_dir)
-    state = dataset_status(root)
-    if state == "foreign":
-        raise DatasetError(f"{root} is not empty and holds no synthetic dataset (no {MANIFEST_NAME}); "
-                           "choose a new or empty output folder")
-    if state in ("complete", "incomplete") and not overwrite:
-        raise DatasetError(f"{root} already holds a synthetic dataset ({state}); "
-                           "pass --force (overwrite=True) to replace it")
+    given = {**options, **({"num_ids": num_ids} if num_ids is not None else {})}
+    return int(seed), make_options(**{**(dataclasses.asdict(record.options) if record else {}), **given})
+
+
+def _lock(root: Path) -> FolderLock:
+    return FolderLock.for_folder(root, f"synthetic dataset {root}",
+                                 "wait for that generation to finish, then run again")
+
+
+def _refusal(survey: Survey, seed: int | None = None) -> str:
+    """Why a folder that holds no complete dataset is neither used nor replaced, and what to do.
+
+    The command given regenerates with the dataset's own seed and options; ``seed`` stands in
+    for an unfinished generation's when its marker does not record it.
+    """
+    root = survey.root
+    if survey.state == "foreign":
+        return (f"{root} is not empty and holds no synthetic dataset (no {MANIFEST_NAME}); nothing was changed: "
+                "choose a new or empty folder (for training: another DATASETS.ROOT_DIR), or move its content away")
+    command = regenerate_command(root, seed if survey.state == "unfinished" else None)
+    if survey.state == "unfinished":
+        return (f"synthetic dataset {root}: a generation did not finish and its marker {_INCOMPLETE_MARKER} does not "
+                "record its seed and options (an older mbf or generator version wrote it); nothing was changed: "
+                f"regenerate it on purpose with: {command}")
+    foreign, damaged = survey.foreign(), survey.missing or survey.problems
+    move = "move the files the generator did not write out of its split and mask folders"
+    advice = (f"{move}, then regenerate it on purpose with: {command}" if foreign and damaged
+              else f"{move} (the rest is as generated)" if foreign else f"regenerate it on purpose with: {command}")
+    return (f"synthetic dataset {root} differs from its manifest {MANIFEST_NAME}: {'; '.join(survey.differences())}; "
+            f"nothing was changed: {advice}")
+
+
+def _check_request(survey: Survey, seed: int, opts: SynthOptions, overwrite: bool) -> None:
+    """Raise DatasetError unless writing ``seed``/``opts`` into the surveyed folder was asked for."""
+    state, root = survey.state, survey.root
+    if state != "foreign" and (overwrite or state == "missing"):
+        return
+    if state == "unfinished" and survey.marker == Record(seed, opts):
+        return  # finishing that generation rewrites its own files only
+    if state == "complete":
+        raise DatasetError(f"{root} already holds a synthetic dataset (seed {survey.manifest.seed}, generator "
+                           f"v{survey.manifest.version}); nothing was changed: pass --force (overwrite=True) to "
+                           "replace it")
+    if state == "unfinished" and survey.marker is not None:
+        raise DatasetError(f"synthetic dataset {root} holds a generation that did not finish, with seed "
+                           f"{survey.marker.seed} and other options than those asked for; nothing was changed: "
+                           f"finish it with `mbf synth --out {root}` (no options), or pass --force (overwrite=True) "
+                           "to replace it")
+    raise DatasetError(_refusal(survey, seed))
+
+
+def _replaceable(survey: Survey, seed: int, opts: SynthOptions) -> set[str]:
+    """The entries of the split and mask folders that a new generation may remove; DatasetError
+    naming the others when there are any (then nothing is removed)."""
+    guessed = set()
+    if survey.state == "unfinished" and survey.marker is None:
+        # a marker without its record: that generation's files are taken to be those this one writes
+        guessed = planned_files(seed, opts)
+    if foreign := survey.foreign(guessed):
+        raise DatasetError(f"cannot write the synthetic dataset in {survey.root}: its split and mask folders hold "
+                           f"{listing(foreign, '{n} file{s} the generator did not write')}; nothing was deleted: "
+                           "move them out of those folders, then run again")
+    return survey.present & (survey.own | guessed)
+
+
+def _clear(root: Path, generated: set[str]) -> None:
+    """Remove an earlier generation's images and masks, temporaries, annotations and, last, manifest."""
+    for rel in sorted(generated):
+        if not (root / rel).is_dir():  # the mask folders are the generator's too, but stay
+            (root / rel).unlink(missing_ok=True)
+    for folder in ("", *FOLDERS):
+        remove_stale_temporaries(root / folder)
+    for name in (ANNOTATIONS_NAME, MANIFEST_NAME):
+        (root / name).unlink(missing_ok=True)
+
+
+def _write_image(path: Path, array: np.ndarray, **params) -> None:
+    with atomic_write(path, "wb", fsync=False) as fh:  # many small files that can be made again
+        Image.fromarray(array).save(fh, **params)
+
+
+def _save(rendered: Rendered, spec: ImageSpec, root: Path, quality: int) -> None:
+    image, mask = image_files(spec.split, spec.stem)
+    _write_image(root / image, rendered.image, format="JPEG", quality=quality, subsampling=0, optimize=False)
+    _write_image(root / mask, rendered.labels, format="PNG", compress_level=6)
+
+
+def _write(root: Path, seed: int, opts: SynthOptions, generated: set[str]) -> SynthSummary:
+    """Replace the files in ``generated`` by the dataset of ``seed`` and ``opts`` (the caller holds the lock).
+
+    The marker, which records the seed and options, is written first and removed after the
+    manifest, which is written last: whatever point a crash stops at, the folder tells what is whose.
+    """
     start = time.perf_counter()
-    root.mkdir(parents=True, exist_ok=True)
-    (root / _INCOMPLETE_MARKER).write_text("generation in progress or interrupted\n")
-    _clear(root)
-    for split in SPLIT_DIRS:
-        (root / split).mkdir()
-        (root / MASK_DIR / split).mkdir(parents=True)
+    write_json(root / _INCOMPLETE_MARKER, marker_content(seed, opts))
+    _clear(root, generated)
+    for folder in FOLDERS:
+        make_folder(root / folder)
 
     specs, apps, identities = _plan(seed, opts)
     cams = make_cameras(seed, opts)
@@ -143,97 +164,79 @@ def generate(out_dir: str | os.PathLike, seed: int = 0, num_ids: int | None = No
         occlusion[spec.split][spec.occlusion] = occlusion[spec.split].get(spec.occlusion, 0) + 1
         rows.append((spec.split, f"{spec.stem}.jpg", spec.pid, spec.camid, rendered.view, spec.occlusion,
                      f"{rendered.visible:.3f}"))
-    with open(root / ANNOTATIONS_NAME, "w", newline="", encoding="utf-8") as fh:
+    with atomic_write(root / ANNOTATIONS_NAME, "w") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(("split", "image", "pid", "camid", "view", "occlusion", "visible"))
         writer.writerows(rows)
 
     counts = {s: sum(1 for sp in specs if sp.split == s) for s in SPLIT_DIRS}
-    summary = SynthSummary(str(root), int(seed), GENERATOR_VERSION, opts.to_dict(), counts, identities,
+    summary = SynthSummary(str(root), seed, GENERATOR_VERSION, opts.to_dict(), counts, identities,
                            {s: dict(sorted(v.items())) for s, v in occlusion.items()})
-    with open(root / MANIFEST_NAME, "w", encoding="utf-8") as fh:
-        json.dump(summary.to_dict(), fh, indent=1, sort_keys=True)
-        fh.write("\n")
+    write_json(root / MANIFEST_NAME, summary.to_dict(), indent=1, sort_keys=True)
     (root / _INCOMPLETE_MARKER).unlink()
     summary.seconds = time.perf_counter() - start
     log.info("synthetic dataset: %d images in %s (%.1f s)", len(specs), root, summary.seconds)
     return summary
 
 
-def read_manifest(dataset_dir: str | os.PathLike) -> SynthSummary | None:
-    """The summary stored by :func:`generate`, or None when there is no readable manifest."""
-    root = Path(dataset_dir)
-    try:
-        with open(root / MANIFEST_NAME, encoding="utf-8") as fh:
-            data = json.load(fh)
-        if data.get("format") != _FORMAT:
-            return None
-        return SynthSummary(str(root), int(data["seed"]), int(data["version"]), dict(data["options"]),
-                            {k: int(v) for k, v in data["counts"].items()}, dict(data["identities"]),
-                            dict(data["occlusion"]))
-    except (OSError, ValueError, KeyError, TypeError):
+def generate(out_dir: str | os.PathLike, seed: int | None = None, num_ids: int | None = None, *,
+             overwrite: bool = False, **options) -> SynthSummary:
+    """Write the synthetic dataset to ``out_dir`` and return its summary.
+
+    ``num_ids`` and ``options`` (fields of :class:`SynthOptions`) shape the dataset. A synthetic
+    dataset already in ``out_dir`` is replaced only when ``overwrite``, with its own seed and
+    options except those given, and only when its split and mask folders hold nothing but the
+    generator's files; an unfinished generation is finished when asked for with its own seed
+    and options (or none). A non-empty folder without a synthetic dataset is never touched.
+    One process at a time: another one holding the folder's lock raises BusyError.
+    """
+    root = Path(out_dir)
+    _resolve(read_record(root), seed, num_ids, options)  # bad options are refused before anything is written
+    if is_foreign(root):  # nor is a lock file put into another dataset's folder
+        raise DatasetError(_refusal(Survey(root, "foreign")))
+    with _lock(root):
+        survey = survey_dataset(root)
+        chosen_seed, opts = _resolve(survey.record, seed, num_ids, options)
+        _check_request(survey, chosen_seed, opts, overwrite)
+        return _write(root, chosen_seed, opts, _replaceable(survey, chosen_seed, opts))
+
+
+def up_to_date(dataset_dir: str | os.PathLike, seed: int | None = None, num_ids: int | None = None,
+               **options) -> SynthSummary | None:
+    """The complete, current dataset in ``dataset_dir`` when it is the one :func:`generate` would
+    write with these arguments (unspecified ones meaning the dataset's own), else None."""
+    survey = survey_dataset(dataset_dir)
+    if survey.state != "complete" or survey.manifest.version != GENERATOR_VERSION:
         return None
-
-
-def verify(dataset_dir: str | os.PathLike) -> list[str]:
-    """Problems found in a generated dataset (empty when it is complete)."""
-    root = Path(dataset_dir)
-    if (root / _INCOMPLETE_MARKER).exists():
-        return ["generation did not finish"]
-    summary = read_manifest(root)
-    if summary is None:
-        return [f"no readable {MANIFEST_NAME}"]
-    problems = []
-    for split in SPLIT_DIRS:
-        expected = summary.counts.get(split)
-        for folder, ext in ((root / split, ".jpg"), (root / MASK_DIR / split, ".png")):
-            found = sum(1 for e in os.scandir(folder) if e.name.endswith(ext)) if folder.is_dir() else 0
-            if found != expected:
-                problems.append(f"{folder} has {found} {ext} files, the manifest says {expected}")
-    return problems
-
-
-def dataset_status(dataset_dir: str | os.PathLike) -> str:
-    """'missing', 'complete', 'incomplete' (ours, unfinished or damaged) or 'foreign'."""
-    root = Path(dataset_dir)
-    if _ours(root):
-        return "incomplete" if verify(root) else "complete"
-    if root.is_dir() and any(os.scandir(root)):
-        return "foreign"
-    if root.exists() and not root.is_dir():
-        return "foreign"
-    return "missing"
-
-
-def regenerate_command(dataset_dir: str | os.PathLike, seed: int) -> str:
-    """The command that replaces the dataset in ``dataset_dir`` with the current generator's."""
-    return f"mbf synth --out {dataset_dir} --seed {seed} --force"
+    wanted = Record(*_resolve(survey.record, seed, num_ids, options))
+    return survey.manifest if wanted == survey.record else None
 
 
 def ensure_dataset(dataset_dir: str | os.PathLike, seed: int = 0, num_ids: int | None = None,
                    **options) -> SynthSummary:
-    """Generate the dataset in ``dataset_dir`` unless a complete one is already there.
+    """The dataset in ``dataset_dir``, generated first when the folder is empty or missing.
 
-    A complete synthetic dataset is used as it is, whatever seed and options it was made
-    with (they are logged), so a dataset made by ``mbf synth`` with other options is kept;
-    an incomplete one (interrupted, files missing) is generated again; a folder holding
-    another dataset's split folders raises :class:`DatasetError`.
+    A complete synthetic dataset is used as it is, whatever seed and options it was made with
+    (they are logged); an unfinished generation is finished with its recorded seed and options
+    when its folders hold nothing else. Anything else raises :class:`DatasetError` naming the
+    files and the command that regenerates on purpose: a dataset whose files differ from its
+    manifest, an unfinished generation without a record, a folder holding another dataset.
     """
     root = Path(dataset_dir)
-    state = dataset_status(root)
-    if state == "complete":
-        summary = read_manifest(root)
-        if summary.version != GENERATOR_VERSION:
-            log.warning("%s was made by synthetic generator version %d (this is %d); using it as it is "
-                        "(make the current one with: %s)", root, summary.version, GENERATOR_VERSION,
-                        regenerate_command(root, summary.seed))
-        log.info("synthetic dataset %s: seed %d, %s", root, summary.seed, summary.counts)
-        return summary
-    if state == "incomplete":
-        log.warning("synthetic dataset %s is incomplete (%s); generating it again", root, "; ".join(verify(root)))
-        return generate(root, seed, num_ids, overwrite=True, **options)
-    if state == "foreign":
-        raise DatasetError(f"{root} is not empty but holds no synthetic dataset (no {MANIFEST_NAME}); "
-                           "move its content away or point DATASETS.ROOT_DIR elsewhere")
-    log.info("synthetic dataset not found in %s; generating it (seed %d)", root, seed)
-    return generate(root, seed, num_ids, **options)
+    survey = survey_dataset(root)
+    if survey.state == "missing":
+        log.info("synthetic dataset not found in %s; generating it (seed %d)", root, seed)
+        return generate(root, seed, num_ids, **options)
+    if survey.state == "unfinished" and survey.marker is not None:
+        log.warning("synthetic dataset %s: a generation did not finish; finishing it with its recorded seed %d and "
+                    "options", root, survey.marker.seed)
+        return generate(root)
+    if survey.state != "complete":
+        raise DatasetError(_refusal(survey, seed))
+    summary = survey.manifest
+    if summary.version != GENERATOR_VERSION:
+        log.warning("%s was made by synthetic generator version %d (this is %d); using it as it is "
+                    "(make the current one with: %s)", root, summary.version, GENERATOR_VERSION,
+                    regenerate_command(root))
+    log.info("synthetic dataset %s: seed %d, %s", root, summary.seed, summary.counts)
+    return summary
