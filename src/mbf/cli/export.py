@@ -27,13 +27,14 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     # deferred (see mbf.cli): `mbf --help` imports every subcommand module, not torch
     from ..config import load_config
-    from ..engine.runtime import setup_logging
+    from ..engine.runtime import set_threads, setup_logging
     from ..retrieval.embedder import build_checkpoint_model
     from ..retrieval.export import PARITY_TOLERANCE, export_onnx, writable_output
     from ..retrieval.metadata import ModelCard
 
     cfg = load_config(args.config_file, args.opts)
     setup_logging(True)
+    set_threads(cfg.MODEL.CPU_THREADS)
     writable_output(args.out, args.overwrite, "ONNX output")  # fail before the model is built
     model = build_checkpoint_model(cfg, args.weights).eval()
     card = ModelCard.from_model(cfg, model)

@@ -25,6 +25,9 @@ _C = CN()
 _C.MODEL = CN()
 _C.MODEL.DEVICE = _default_device()  # "cuda" when a GPU is present, else "cpu"
 _C.MODEL.DEVICE_ID = "0"  # GPU index (the seed passes it as "('2')")
+# (new) torch threads on the CPU; 0: the CPUs this process may run on (affinity and container quota),
+# shared by the processes torchrun starts on one machine. Set 1 on a machine busy with other work.
+_C.MODEL.CPU_THREADS = 0
 _C.MODEL.NAME = "transformer"
 _C.MODEL.LAST_STRIDE = 1
 _C.MODEL.PRETRAIN_PATH = ""
@@ -106,7 +109,7 @@ _C.INPUT.COLOR_JITTER_STRENGTH = [0.3, 0.3, 0.2, 0.2]
 # ----------------------------------------------------------------------------- DATASETS
 _C.DATASETS = CN()
 _C.DATASETS.NAMES = "market1501"
-_C.DATASETS.ROOT_DIR = "../data"
+_C.DATASETS.ROOT_DIR = "datasets"  # the seed: "../data"; the README and every config here: datasets/
 # seed of the embedded synthetic dataset generated on first use (DATASETS.NAMES synthetic_occ); `mbf synth --seed` is the same
 _C.DATASETS.SYNTHETIC_SEED = 0
 # (new) datasets evaluated by test.py and at the end of training, e.g. ['occ_reid', 'partial_reid'];

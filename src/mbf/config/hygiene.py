@@ -57,9 +57,10 @@ def _get(cfg, key: str):
     return node
 
 
-def check_unused_keys(cfg, defaults) -> None:
-    """Warn once per key set away from its default where it has no effect; raise ConfigError
-    where the reference would build a different model."""
+def check_unused_keys(cfg, defaults, given: frozenset | set | None = None) -> None:
+    """Warn once per key the user set (``given``: the keys of the config file and the overrides;
+    None: every key) away from its default where it has no effect; raise ConfigError where the
+    reference would build a different model."""
     for key, (expected, effect) in REFERENCE_VALUE.items():
         value = _get(cfg, key)
         if value != expected:
@@ -69,6 +70,8 @@ def check_unused_keys(cfg, defaults) -> None:
         raise ConfigError(f"MODEL.JPM True with MODEL.NAME {cfg.MODEL.NAME!r}: the reference then adds TransReID's "
                           "jigsaw branch, which this implementation does not have; set MODEL.JPM False")
     for key, why in NO_EFFECT.items():
+        if given is not None and key not in given:
+            continue
         value = _get(cfg, key)
         default = BEHAVES_AS[key] if key in BEHAVES_AS else _get(defaults, key)
         if _normal(value) != _normal(default):

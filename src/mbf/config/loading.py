@@ -39,6 +39,14 @@ def _unknown_key(full_key: str, where: str) -> ConfigError:
     return ConfigError(f"unknown config key {full_key!r} in {where}{hint}")
 
 
+def _leaf_keys(mapping: dict, prefix: str = "") -> set[str]:
+    """``{"A": {"B": 1}}`` -> ``{"A.B"}``."""
+    keys = set()
+    for name, value in mapping.items():
+        keys |= _leaf_keys(value, f"{prefix}{name}.") if isinstance(value, dict) else {f"{prefix}{name}"}
+    return keys
+
+
 def _check_mapping(mapping: dict, node: CN, prefix: str, where: str) -> None:
     for name, value in mapping.items():
         full = f"{prefix}{name}"
@@ -92,6 +100,7 @@ def load_config(config_file: str | os.PathLike | None = None, opts: Iterable[str
     unknown key (with close matches suggested) or a value of the wrong type.
     """
     cfg = get_cfg()
+    given: set[str] = set()  # the keys the user set, in the file or on the command line
     if config_file:
         path = os.fspath(config_file)
         if not os.path.isfile(path):
@@ -104,17 +113,20 @@ def load_config(config_file: str | os.PathLike | None = None, opts: Iterable[str
         if not isinstance(mapping, dict):
             raise ConfigError(f"config file {path} must hold a mapping of sections, got {type(mapping).__name__}")
         _check_mapping(mapping, cfg, "", path)
+        given |= _leaf_keys(mapping)
         try:
             cfg.merge_from_other_cfg(CN(mapping))
         except (KeyError, ValueError, AssertionError) as exc:
             raise ConfigError(f"config file {path}: {exc}") from None
-    opts = _add_new_keys(cfg, list(opts or []))
+    opts = list(opts or [])
+    given |= set(opts[0::2])
+    opts = _add_new_keys(cfg, opts)
     try:
         cfg.merge_from_list(opts)
     except (KeyError, ValueError, AssertionError) as exc:
         raise ConfigError(f"command-line override: {exc}") from None
     cfg.MODEL.DEVICE_ID = str(cfg.MODEL.DEVICE_ID).strip("()'\" ")
-    check_unused_keys(cfg, _C)
+    check_unused_keys(cfg, _C, given)
     if freeze:
         cfg.freeze()
     return cfg

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -64,12 +65,23 @@ class ImageSet(Dataset):
         return sample
 
 
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "<quota> <period>" or "max <period>"
+
+
 def available_cpus() -> int:
-    """CPUs this process may run on (its affinity mask, which containers and job schedulers set)."""
+    """CPUs this process may run on: its affinity mask (taskset, job schedulers), and within a
+    container also its CPU quota (cgroup v2 ``cpu.max``, e.g. ``docker run --cpus 2``), rounded up."""
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    try:
+        quota, period = CGROUP_CPU_MAX.read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return cpus
 
 
 def num_workers(cfg) -> int:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.loaders import available_cpus
 from ..errors import ConfigError
 
 
@@ -36,6 +37,19 @@ def resolve_device(device: str, device_id: str = "0", local_rank: int | None = N
     return torch.device("cuda", index)
 
 
+def set_threads(requested: int = 0) -> int:
+    """Set torch's CPU threads: ``requested`` (MODEL.CPU_THREADS), or with 0 the CPUs this process
+    may run on shared by the processes torchrun started on this machine. Returns the number set.
+
+    torch's own default counts the machine's cores, which oversubscribes a container limited to
+    fewer, or several processes on one machine."""
+    processes = max(int(os.environ.get("LOCAL_WORLD_SIZE", "1")), 1)
+    threads = int(requested) if int(requested) > 0 else max(1, available_cpus() // processes)
+    if threads != torch.get_num_threads():
+        torch.set_num_threads(threads)
+    return threads
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA) from one number."""
     random.seed(seed)
@@ -43,8 +57,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+FILE_ONLY = {"console": False}  # ``extra=`` of a record for the log file only (e.g. the whole config)
+
+
 class _StdoutHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stdout`` is at the time of the record (it may be swapped later)."""
+    """Writes to whatever ``sys.stdout`` is at the time of the record (it may be swapped later);
+    while progress bars are drawn, through tqdm, which clears them, prints the line and draws
+    them again below it (a log line never lands in the middle of a bar)."""
 
     @property
     def stream(self):
@@ -53,6 +72,18 @@ class _StdoutHandler(logging.StreamHandler):
     @stream.setter
     def stream(self, value):
         pass
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return getattr(record, "console", True) and super().filter(record)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        tqdm = sys.modules.get("tqdm")
+        if tqdm is None or not getattr(tqdm.tqdm, "_instances", None):
+            return super().emit(record)
+        try:
+            tqdm.tqdm.write(self.format(record), file=sys.stdout)
+        except Exception:  # noqa: BLE001 - logging's own contract: never raise from a handler
+            self.handleError(record)
 
 
 def setup_logging(main_process: bool = True) -> logging.Logger:

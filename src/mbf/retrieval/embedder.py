@@ -84,13 +84,19 @@ class Embedder:
 
     @classmethod
     def from_checkpoint(cls, config, weights: str | os.PathLike, opts: Sequence[str] = (), device=None,
-                        batch_size: int | None = None, unknown_camera: int = 0) -> "Embedder":
-        """The model of ``config`` (a YAML path or a config node, plus ``opts`` overrides) with ``weights``."""
+                        batch_size: int | None = None, unknown_camera: int = 0,
+                        threads: int | None = None) -> "Embedder":
+        """The model of ``config`` (a YAML path or a config node, plus ``opts`` overrides) with ``weights``.
+
+        ``threads``: torch's CPU threads for this process (None: MODEL.CPU_THREADS, whose 0 means
+        the CPUs this process may run on); 1 inside a tracker on a machine busy with other work.
+        """
+        from ..engine.runtime import resolve_device, set_threads
+
         cfg = _config(config, opts)
+        set_threads(cfg.MODEL.CPU_THREADS if threads is None else threads)
         model = build_checkpoint_model(cfg, weights)
         if device is None:
-            from ..engine.runtime import resolve_device
-
             device = resolve_device(cfg.MODEL.DEVICE, cfg.MODEL.DEVICE_ID)
         device = torch.device(device)
         model = model.to(device).eval()
@@ -102,8 +108,11 @@ class Embedder:
     @classmethod
     def from_onnx(cls, path: str | os.PathLike, batch_size: int = 32, unknown_camera: int = 0,
                   threads: int = 0) -> "Embedder":
-        """An exported model (``mbf export``) run by onnxruntime on the CPU."""
-        session = onnx_session(path, threads)
+        """An exported model (``mbf export``) run by onnxruntime on the CPU with ``threads`` threads
+        (0: the CPUs this process may run on)."""
+        from ..data.loaders import available_cpus
+
+        session = onnx_session(path, threads or available_cpus())
         return cls(_onnx_backend(session), read_card(session, path), batch_size, unknown_camera, str(path))
 
     # ------------------------------------------------------------------ facts
