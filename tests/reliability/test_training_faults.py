@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -335,5 +336,12 @@ def test_an_error_during_an_epoch_is_printed_on_its_own_line(own_synthetic_root,
     assert "epoch 1" in err.text  # the bar was drawn
     line = err.text[err.text.index("mbf train: error:"):]
     before = err.text[:err.text.index("mbf train: error:")]
-    assert before.endswith(("\n", "\r")) and "cannot read image" in line
-    assert before.rstrip(" ").endswith(("\n", "\r")) and not before.rsplit("\r", 1)[-1].strip()
+    # the bar's line was cleared (or ended): the message starts at the beginning of an empty line
+    assert not re.split(r"[\r\n]", before)[-1].strip() and "cannot read image" in line and "\r" not in line
+
+
+def test_progress_bars_are_drawn_only_on_a_terminal_never_into_a_log(tiny, capsys):
+    images = tiny.images("crops", n=3)
+    assert tiny.extract(tiny.weights(), Path(images[0]).parent, tiny.tmp / "g.npz") == 0
+    captured = capsys.readouterr()
+    assert "\r" not in captured.err + captured.out

@@ -97,12 +97,16 @@ def _fail(command: str, message: str) -> int:
 
 
 def _end_progress_bars() -> None:
-    """Close the progress bars an error left open, so that the message starts a line of its own
-    instead of following a bar's carriage return."""
+    """Close the progress bars an error left open and end their line, so that the message starts
+    a line of its own (in a terminal and in a captured log) instead of following a carriage return."""
     tqdm = sys.modules.get("tqdm")
+    drawn = False
     for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
+        drawn = drawn or not bar.disable
         bar.close()
     sys.stdout.flush()
+    if drawn:
+        sys.stderr.write("\n")
 
 
 def os_error_message(exc: OSError) -> str:

@@ -46,7 +46,7 @@ def extract_features(
     was_training = model.training
     model.eval()
     feats, pids, camids, paths = [], [], [], []
-    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
+    for batch in tqdm(loader, desc=desc, disable=None if progress else True, leave=False):
         img = batch["img"].to(device, non_blocking=True)
         cam = batch["camid"].to(device)
         view = batch["viewid"].to(device)

@@ -137,8 +137,8 @@ class Trainer:
         start = time.time()
         n_iter = len(self.loader)
         hide = None if self.dist.is_main else True  # None: a bar only on a terminal, never in log files
-        bar = tqdm(self.loader, total=n_iter, desc=f"epoch {epoch}/{self.max_epochs}", disable=hide, leave=False,
-                   dynamic_ncols=True, bar_format="{desc} {n_fmt}/{total_fmt} |{bar}| {postfix}")
+        bar = tqdm(self.loader, total=n_iter, desc=f"epoch {epoch}/{self.max_epochs}, iteration 0/{n_iter}",
+                   disable=hide, leave=False, dynamic_ncols=True, bar_format="{desc} |{bar}|")
         lr = self.optimizer.param_groups[0]["lr"]
         for it, batch in enumerate(bar, start=1):
             batch = self._to_device(batch)
@@ -162,8 +162,9 @@ class Trainer:
                 term_meters.setdefault(name, Meter()).update(float(value.detach()), n)
             per_batch = (time.time() - start) / it
             left = per_batch * ((self.max_epochs - epoch) * n_iter + n_iter - it)
-            bar.set_postfix_str(f"loss {loss_meter.avg:.3f}, acc {acc_meter.avg:.3f}, {per_batch:.2f} s/batch, "
-                                f"{duration(left)} left", refresh=False)
+            bar.set_description_str(f"epoch {epoch}/{self.max_epochs}, iteration {it}/{n_iter}, loss {loss_meter.avg:.3f}, "
+                                    f"acc {acc_meter.avg:.3f}, {per_batch:.2f} s/batch, {duration(left)} left",
+                                    refresh=False)
             if it % self.log_period == 0 or it == n_iter:
                 log.info("Epoch[{}] Iteration[{}/{}] Loss: {:.3f}, Acc: {:.3f}, Base Lr: {:.2e}".format(
                     epoch, it, n_iter, loss_meter.avg, acc_meter.avg, lr))

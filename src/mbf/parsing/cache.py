@@ -204,7 +204,7 @@ def parse_images(parser: HumanParser, cache: ParseCache, paths: list[str], mean,
     batches = DataLoader(_Images(todo), batch_size=max(int(batch_size), 1), num_workers=num_workers,
                          collate_fn=_as_list)
     use_amp = amp and torch.device(device).type == "cuda"
-    with tqdm(total=len(todo), desc="parse", disable=not progress, dynamic_ncols=True) as bar:
+    with tqdm(total=len(todo), desc="parse", disable=None if progress else True, dynamic_ncols=True) as bar:
         for items in batches:
             # as the training transform: to [0,1] float, then Normalize(mean, std)
             images = [(img.to(device).float().div(255) - mean_t) / std_t for _, img in items]

@@ -185,7 +185,7 @@ def embed_shards(embedder, paths: list[str], work: Path, todo: list[int], shard_
     files = [p for _, start, stop in spans for p in paths[start:stop]]
     loader = embedder.file_loader(files, num_workers)
     pending, filled, current = [], 0, 0  # the shard being filled: its pieces, rows so far, its place in spans
-    with tqdm(total=len(files), desc="extract", disable=not progress, dynamic_ncols=True) as bar:
+    with tqdm(total=len(files), desc="extract", disable=None if progress else True, dynamic_ncols=True) as bar:
         for images, cams in loader:
             feats = embedder.embed_loaded(images, cams).astype(dtype)
             bar.update(len(feats))
