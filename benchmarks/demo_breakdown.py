@@ -58,7 +58,7 @@ def main(argv=None) -> int:
 
     from mbf.config import load_config
     from mbf.data import build_test_loader
-    from mbf.data.synthetic import ANNOTATIONS_NAME, DATASET_DIR_NAME
+    from mbf.synthetic import ANNOTATIONS_NAME, DATASET_DIR_NAME
     from mbf.engine.datasets import load_dataset
     from mbf.engine.inference import extract_features
     from mbf.modeling import build_model
@@ -104,7 +104,7 @@ def main(argv=None) -> int:
 
 def _fills_table(cfg, query, gallery, kinds, features) -> str:
     """R1 / mAP of the occluded queries as generated, with occluders painted as background, and left out."""
-    from mbf.data.synthetic import (DATASET_DIR_NAME, GENERATOR_VERSION, MASK_DIR, SynthOptions, generate,
+    from mbf.synthetic import (DATASET_DIR_NAME, GENERATOR_VERSION, MASK_DIR, SynthOptions, generate,
                                     read_manifest, regenerate_command)
     from mbf.engine.datasets import load_dataset
 

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_step import make_batch, time_steps  # noqa: E402  (the benchmark beside this one)
 
 from mbf.config import load_config  # noqa: E402
-from mbf.data.synthetic import DATASET_DIR_NAME, ensure_dataset, generate  # noqa: E402
+from mbf.synthetic import DATASET_DIR_NAME, ensure_dataset, generate  # noqa: E402
 from mbf.engine.inference import evaluate_model  # noqa: E402
 from mbf.engine.optim import build_optimizer  # noqa: E402
 from mbf.engine.precision import inference_precision  # noqa: E402

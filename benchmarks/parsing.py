@@ -30,7 +30,7 @@ from torchvision import tv_tensors
 
 from mbf.config import load_config
 from mbf.data import build_train_transform, read_image
-from mbf.data.synthetic import generate
+from mbf.synthetic import generate
 from mbf.parsing import (NUM_PARTS, FolderMasks, HumanParser, patch_labels, postprocess, postprocess_reference)
 
 REPO = Path(__file__).resolve().parents[1]

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from mbf.config import load_config
-from mbf.data.synthetic import DATASET_DIR_NAME, generate
+from mbf.synthetic import DATASET_DIR_NAME, generate
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_CONFIG = REPO / "configs" / "Synthetic" / "mbf_tiny.yml"

@@ -12,7 +12,7 @@ from PIL import Image
 
 from mbf.cli import main
 from mbf.config import load_config
-from mbf.data.synthetic import DATASET_DIR_NAME
+from mbf.synthetic import DATASET_DIR_NAME
 from mbf.engine.checkpoint import atomic_save
 from mbf.modeling import build_model
 

@@ -216,7 +216,7 @@ def test_images_of_different_sizes_parse_as_alone(tmp_path):
 
 # ---------------------------------------------------------------------------- parse cache
 def synthetic_train(tmp_path, height=64, width=32):
-    from mbf.data.synthetic import generate
+    from mbf.synthetic import generate
 
     root = tmp_path / "data" / "Synthetic_Occluded"
     generate(root, seed=0, num_ids=4, num_distractor_ids=0, num_cameras=2, height=height, width=width,

@@ -136,7 +136,7 @@ def test_json_records_holding_a_pickle(gallery, tiny, capsys, bomb, tmp_path):
 
 
 def test_synthetic_manifest_and_part_label_files(own_synthetic_root, tiny_opts, capsys, bomb):
-    from mbf.data.synthetic import DATASET_DIR_NAME, MANIFEST_NAME, MASK_DIR, TRAIN_DIR
+    from mbf.synthetic import DATASET_DIR_NAME, MANIFEST_NAME, MASK_DIR, TRAIN_DIR
 
     payload = pickle.dumps(bomb_object(bomb))
     dataset = own_synthetic_root / DATASET_DIR_NAME

@@ -11,7 +11,7 @@ import pytest
 
 from mbf.cli import main
 from mbf.config import load_config
-from mbf.data import synthetic as syn
+from mbf import synthetic as syn
 from mbf.engine.datasets import SYNTHETIC, load_test_set
 from mbf.errors import BusyError, DatasetError
 from mbf.files import LOCK_NAME, FolderLock, temporary_path

@@ -314,7 +314,7 @@ class TerminalErr:
 
 
 def test_an_error_during_an_epoch_is_printed_on_its_own_line(own_synthetic_root, tiny_opts, monkeypatch, tmp_path):
-    from mbf.data.synthetic import DATASET_DIR_NAME
+    from mbf.synthetic import DATASET_DIR_NAME
 
     opts = set_key(tiny_opts(1, "bar"), "DATASETS.ROOT_DIR", str(own_synthetic_root))
     train_dir = own_synthetic_root / DATASET_DIR_NAME / "bounding_box_train"

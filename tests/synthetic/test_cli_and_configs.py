@@ -7,7 +7,7 @@ import pytest
 
 from mbf.cli import main
 from mbf.config import load_config
-from mbf.data import synthetic as syn
+from mbf import synthetic as syn
 from mbf.parsing import mask_dir
 
 REPO = Path(__file__).resolve().parents[2]

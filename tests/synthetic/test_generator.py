@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mbf.data import synthetic as syn
+from mbf import synthetic as syn
 from mbf.errors import DatasetError
 
 MARKET = re.compile(r"([-\d]+)_c(\d)")

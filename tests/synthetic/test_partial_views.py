@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from mbf.data import synthetic as syn
+from mbf import synthetic as syn
 
 
 def _groups(seed: int, **options) -> dict[str, list[dict]]:

@@ -19,7 +19,7 @@ def _dest(flag: str) -> str:
 
 
 def add_arguments(parser) -> None:
-    from ..data.synthetic import CLI_FLAGS, DATASET_DIR_NAME, SynthOptions
+    from ..synthetic import CLI_FLAGS, DATASET_DIR_NAME, SynthOptions
 
     d = SynthOptions()
     parser.add_argument("--out", default=os.path.join("datasets", DATASET_DIR_NAME),
@@ -37,7 +37,7 @@ def add_arguments(parser) -> None:
 
 
 def _print_summary(summary, verb: str) -> None:
-    from ..data.synthetic import SPLIT_DIRS
+    from ..synthetic import SPLIT_DIRS
 
     total = sum(summary.counts.values())
     ids = summary.identities
@@ -55,7 +55,7 @@ def _print_summary(summary, verb: str) -> None:
 
 def run(args) -> int:
     # deferred (see mbf.cli): `mbf --help` imports every subcommand module, not torch
-    from ..data import synthetic as syn
+    from .. import synthetic as syn
 
     if args.check:
         problems = syn.verify(args.out)

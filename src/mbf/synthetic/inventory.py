@@ -17,7 +17,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ...files import LOCK_NAME, is_temporary
+from ..files import LOCK_NAME, is_temporary
 from .options import (_FORMAT, _INCOMPLETE_MARKER, ANNOTATIONS_NAME, CLI_FLAGS, GENERATOR_VERSION, MANIFEST_NAME,
                       MASK_DIR, SPLIT_DIRS, SynthOptions, SynthSummary)
 from .plan import image_files, planned_files

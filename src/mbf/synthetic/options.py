@@ -4,8 +4,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from ...errors import DatasetError
-from ...parts import BACKGROUND, HEAD, LOWER, SHOES, UPPER  # noqa: F401  (the part labels, re-exported)
+from ..errors import DatasetError
+from ..parts import BACKGROUND, HEAD, LOWER, SHOES, UPPER  # noqa: F401  (the part labels, re-exported)
 
 # 2: distinct colours, no look-alikes, milder occlusion; 3: cut-off bodies as clipped boxes; 4: identities kept
 # apart region by region (coarse layouts, hats, bags, shoes), occluders in clothing colours, cut-offs at body scale;

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ...errors import DatasetError
-from ...files import FolderLock, atomic_write, make_folder, remove_stale_temporaries, write_json
+from ..errors import DatasetError
+from ..files import FolderLock, atomic_write, make_folder, remove_stale_temporaries, write_json
 from .inventory import (FOLDERS, Record, Survey, is_foreign, listing, marker_content, read_record,
                         regenerate_command, survey_dataset)
 from .options import (_INCOMPLETE_MARKER, ANNOTATIONS_NAME, GENERATOR_VERSION, MANIFEST_NAME, SPLIT_DIRS,
@@ -29,7 +29,7 @@ from .plan import _plan, image_files, planned_files
 from .render import ImageSpec, Rendered, render_image
 from .scenes import make_cameras
 
-log = logging.getLogger(__package__)  # one logger for the package ("mbf.data.synthetic")
+log = logging.getLogger(__package__)  # one logger for the package ("mbf.synthetic")
 
 
 def make_options(num_ids: int | None = None, **options) -> SynthOptions:
