@@ -111,6 +111,9 @@ def test_final_weights_missing_beside_a_finished_last_pth_are_written_again_on_r
     assert main(train(opts, "--resume")) == 0
     assert states_equal(saved, load_file(out / "transformer_1.pth"))
     assert Path(json.loads((out / "results.json").read_text())["weights"]).is_file()
+    modes = {name: (out / name).stat().st_mode & 0o777 for name in
+             ("last.pth", "transformer_1.pth", "results.json", "config.yaml", "training_curve.png")}
+    assert len(set(modes.values())) == 1, modes  # checkpoints as readable as the other run files
 
 
 def test_resume_and_overwrite_remove_the_temporaries_of_a_killed_run(tiny_opts, capsys):

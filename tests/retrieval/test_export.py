@@ -60,6 +60,13 @@ def test_export_command_prints_the_check_and_stores_the_preprocessing(tiny, caps
     assert card["layout"][1] == {"name": "head", "start": 32, "stop": 64, "scale": 0.25}
     assert "do not normalise again" in card["inputs"]["images"]
 
+    # the exported file, extracted with no config at all: nothing is said about keys the user never set
+    images = tiny.images("crops", n=2)
+    assert main(["extract", "--weights", str(out), "--images", str(tiny.tmp / "crops"), "--out",
+                 str(tiny.tmp / "g.npz")]) == 0
+    said = capsys.readouterr()
+    assert "NUM_WORKERS" not in said.out + said.err and len(images) == 2
+
 
 def test_export_bad_input_is_one_line_and_leaves_nothing(tiny, capsys, monkeypatch):
     weights = tiny.weights()

@@ -45,18 +45,18 @@ def run(args) -> int:
     # deferred (see mbf.cli): `mbf --help` imports every subcommand module, not torch
     from pathlib import Path
 
-    import torch
-
     from ..config import load_config
     from ..data.loaders import num_workers
     from ..engine.distributed import init_distributed, shutdown
-    from ..engine.runtime import resolve_device, setup_logging
+    from ..engine.runtime import resolve_device, set_threads, setup_logging
     from ..retrieval import Embedder, list_images
     from ..retrieval.embedder import file_sha256
     from ..retrieval.extraction import OutputLayout, extract_gallery, hold_output
 
     onnx = args.weights.lower().endswith(".onnx")
     cfg = load_config(args.config_file, args.opts)
+    # DATALOADER.NUM_WORKERS set by the user (its cap is then worth a log line), not the seed's default
+    configured = bool(args.config_file) or "DATALOADER.NUM_WORKERS" in args.opts[0::2]
     device_type = "cpu" if onnx else cfg.MODEL.DEVICE
     info = init_distributed(device_type)  # a single process without torchrun
     try:
@@ -66,13 +66,12 @@ def run(args) -> int:
             layout.check(args.overwrite)
             paths = list_images(args.images)  # fails before the model is built when there is nothing to embed
             if onnx:
-                embedder = Embedder.from_onnx(args.weights, batch_size=int(cfg.TEST.IMS_PER_BATCH))
+                embedder = Embedder.from_onnx(args.weights, batch_size=int(cfg.TEST.IMS_PER_BATCH),
+                                              threads=set_threads(cfg.MODEL.CPU_THREADS))
             else:
                 device = resolve_device(cfg.MODEL.DEVICE, cfg.MODEL.DEVICE_ID,
                                         info.local_rank if info.enabled else None)
-                if device.type == "cpu" and info.enabled:
-                    torch.set_num_threads(max(1, torch.get_num_threads() // info.world_size))
-                embedder = Embedder.from_checkpoint(cfg, args.weights, device=device)
+                embedder = Embedder.from_checkpoint(cfg, args.weights, device=device)  # threads: MODEL.CPU_THREADS
             fingerprint = {
                 "weights_sha256": file_sha256(args.weights),
                 "card": json.loads(embedder.card.to_json()),
@@ -84,7 +83,7 @@ def run(args) -> int:
                     "feat_norm": embedder.card.feat_norm}
             if info.is_main:
                 log.info("embedding %d images under %s with %s", len(paths), args.images, args.weights)
-            workers = args.workers if args.workers is not None else num_workers(cfg)  # capped at the CPUs
+            workers = args.workers if args.workers is not None else num_workers(cfg, quiet=not configured)
             out = extract_gallery(embedder, paths, args.out, fingerprint, meta, args.shard_size, args.dtype, info,
                                   workers, args.overwrite)
         if out is not None:

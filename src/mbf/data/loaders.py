@@ -84,14 +84,15 @@ def available_cpus() -> int:
     return cpus
 
 
-def num_workers(cfg) -> int:
+def num_workers(cfg, quiet: bool = False) -> int:
     """DATALOADER.NUM_WORKERS, capped at the CPUs available: more worker processes than CPUs only
-    contend (the seed configs ask for 16). The cap is logged once per process."""
+    contend (the seed configs ask for 16). The cap is logged once per process (not when
+    ``quiet``: the value is a default the user never set)."""
     requested = max(int(cfg.DATALOADER.NUM_WORKERS), 0)
     cpus = available_cpus()
     if requested <= cpus:
         return requested
-    if (requested, cpus) not in _capped:
+    if not quiet and (requested, cpus) not in _capped:
         _capped.add((requested, cpus))
         log.info("DATALOADER.NUM_WORKERS %d capped at the %d CPUs available", requested, cpus)
     return cpus

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,7 +90,6 @@ def write_results(output_dir: str, result, config_file: str, weights: str, extra
         "rank5": _rank(result, 5),
         "rank10": _rank(result, 10),
         "mAP": float(result.mAP),
-        "config": os.path.basename(config_file) if config_file else "",
         "config_file": config_file or "",
         "weights": weights or "",
     }
