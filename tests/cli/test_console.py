@@ -7,7 +7,6 @@ import re
 import sys
 from pathlib import Path
 
-import pytest
 
 from mbf.cli import main
 from mbf.config import load_config

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mbf.data import loaders
-from mbf.engine.runtime import set_threads
+from mbf import runtime
+from mbf.runtime import set_threads
 
 
 @pytest.fixture(autouse=True)
@@ -19,8 +19,7 @@ def restore_threads():
 
 
 def test_zero_means_the_cpus_of_this_process_shared_by_torchrun_processes(monkeypatch):
-    monkeypatch.setattr(loaders, "available_cpus", lambda: 8)
-    monkeypatch.setattr("mbf.engine.runtime.available_cpus", lambda: 8)
+    monkeypatch.setattr(runtime, "available_cpus", lambda: 8)
     assert set_threads(0) == 8 == torch.get_num_threads()
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
     assert set_threads(0) == 2 == torch.get_num_threads()
@@ -31,9 +30,9 @@ def test_zero_means_the_cpus_of_this_process_shared_by_torchrun_processes(monkey
 def test_a_container_cpu_quota_caps_the_cpus(tmp_path, monkeypatch, cpu_max, expected):
     quota = tmp_path / "cpu.max"
     quota.write_text(cpu_max)
-    monkeypatch.setattr(loaders, "CGROUP_CPU_MAX", quota)
-    monkeypatch.setattr(loaders.os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
-    assert loaders.available_cpus() == (expected or 16)
+    monkeypatch.setattr(runtime, "CGROUP_CPU_MAX", quota)
+    monkeypatch.setattr(runtime.os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    assert runtime.available_cpus() == (expected or 16)
 
 
 def test_a_run_records_the_threads_it_was_given(tiny_cfg):

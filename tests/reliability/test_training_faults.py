@@ -16,7 +16,7 @@ import torch
 
 from mbf.cli import main
 from mbf.engine import checkpoint
-from mbf.engine.checkpoint import atomic_save, load_file
+from mbf.engine.checkpoint import load_file
 from mbf.files import FolderLock, is_temporary
 
 from .conftest import TINY_CONFIG

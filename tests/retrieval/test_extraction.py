@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import mbf.retrieval.extraction as extraction
-from mbf.engine.distributed import DistInfo
+from mbf.distributed import DistInfo
 from mbf.retrieval import Gallery
 
 REPO = Path(__file__).resolve().parents[2]

@@ -27,7 +27,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     # deferred (see mbf.cli): `mbf --help` imports every subcommand module, not torch
     from ..config import load_config
-    from ..engine.runtime import set_threads, setup_logging
+    from ..runtime import set_threads, setup_logging
     from ..retrieval.embedder import build_checkpoint_model
     from ..retrieval.export import PARITY_TOLERANCE, export_onnx, writable_output
     from ..retrieval.metadata import ModelCard

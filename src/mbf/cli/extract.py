@@ -47,8 +47,8 @@ def run(args) -> int:
 
     from ..config import load_config
     from ..data.loaders import num_workers
-    from ..engine.distributed import init_distributed, shutdown
-    from ..engine.runtime import resolve_device, set_threads, setup_logging
+    from ..distributed import init_distributed, shutdown
+    from ..runtime import resolve_device, set_threads, setup_logging
     from ..retrieval import Embedder, list_images
     from ..retrieval.embedder import file_sha256
     from ..retrieval.extraction import OutputLayout, extract_gallery, hold_output

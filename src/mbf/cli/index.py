@@ -32,7 +32,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     # deferred (see mbf.cli): `mbf --help` imports every subcommand module, not torch
-    from ..engine.runtime import setup_logging
+    from ..runtime import setup_logging
     from ..retrieval.faiss_index import build_index, check_output
     from ..retrieval.gallery import Gallery
 

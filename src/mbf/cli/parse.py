@@ -26,7 +26,7 @@ def run(args) -> int:
     from ..config import load_config
     from ..data.loaders import num_workers
     from ..engine.datasets import load_dataset
-    from ..engine.runtime import resolve_device, set_threads, setup_logging
+    from ..runtime import resolve_device, set_threads, setup_logging
     from ..parsing import HumanParser, ParseCache, parse_images
 
     cfg = load_config(args.config_file, args.opts)

@@ -16,7 +16,7 @@ def run(args) -> int:
     # deferred (see mbf.cli): `mbf --help` imports every subcommand module, not torch
     from ..config import load_config
     from ..engine.evaluate import run_test
-    from ..engine.runtime import FILE_ONLY, setup_logging
+    from ..runtime import FILE_ONLY, setup_logging
 
     logger = setup_logging(True)  # first, so that config warnings reach the log file too
     cfg = load_config(args.config_file, args.opts)

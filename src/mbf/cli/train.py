@@ -25,7 +25,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     # deferred (see mbf.cli): `mbf --help` imports every subcommand module, not torch
     from ..config import load_config
-    from ..engine.runtime import FILE_ONLY, attach_log_file, setup_logging
+    from ..runtime import FILE_ONLY, attach_log_file, setup_logging
     from ..engine.trainer import build_trainer
 
     main_process = int(os.environ.get("RANK", "0")) == 0

@@ -8,8 +8,6 @@ later on the whole batch (mbf.augmentation) because the training step needs thei
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -19,6 +17,7 @@ from torch.utils.data.distributed import DistributedSampler
 from torchvision import tv_tensors
 
 from ..errors import ConfigError, DatasetError
+from ..runtime import available_cpus
 from .io import read_image
 from .samplers import DistributedRandomIdentitySampler, RandomIdentitySampler
 from .transforms import build_test_transform, build_train_transform
@@ -63,25 +62,6 @@ class ImageSet(Dataset):
         sample["img"] = img
         sample["mask"] = mask.as_subclass(torch.Tensor)
         return sample
-
-
-CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "<quota> <period>" or "max <period>"
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on: its affinity mask (taskset, job schedulers), and within a
-    container also its CPU quota (cgroup v2 ``cpu.max``, e.g. ``docker run --cpus 2``), rounded up."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    try:
-        quota, period = CGROUP_CPU_MAX.read_text().split()[:2]
-        if quota != "max":
-            cpus = min(cpus, max(1, -(-int(quota) // int(period))))
-    except (OSError, ValueError):
-        pass
-    return cpus
 
 
 def num_workers(cfg, quiet: bool = False) -> int:

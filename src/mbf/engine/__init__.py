@@ -1,1 +1,1 @@
-"""Training and evaluation engine: steps, loop, checkpoints, distributed set-up."""
+"""The engine: the training loop and its hooks, run folders, checkpoints, evaluation runs."""

@@ -6,7 +6,7 @@ from pathlib import Path
 from ..data import build_dataset, build_test_set
 from ..data.datasets import get_reader
 from ..synthetic import DATASET_DIR_NAME, ensure_dataset
-from .distributed import DistInfo, barrier
+from ..distributed import DistInfo, barrier
 
 SYNTHETIC = "synthetic_occ"
 

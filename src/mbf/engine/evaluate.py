@@ -19,7 +19,7 @@ from .inference import write_results
 from .precision import inference_precision
 from .report import write_part_masks_picture, write_retrieval_picture
 from .run_folder import LAST, RESULTS, environment, write_run_records
-from .runtime import attach_log_file, resolve_device, seed_everything, set_threads
+from ..runtime import attach_log_file, resolve_device, seed_everything, set_threads
 
 log = logging.getLogger("mbf.test")
 

@@ -17,11 +17,11 @@ from torch.utils.tensorboard import SummaryWriter
 
 from ..errors import OutputError
 from .checkpoint import atomic_save, unwrap
-from .distributed import DistInfo
+from ..distributed import DistInfo
 from .inference import log_metrics, write_results
 from .report import plot_training_curve, write_retrieval_picture
 from .run_folder import LAST
-from .runtime import seed_everything
+from ..runtime import seed_everything
 
 log = logging.getLogger("mbf.train")
 

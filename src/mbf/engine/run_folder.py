@@ -34,8 +34,8 @@ from typing import Any
 import torch
 import yaml
 
-from ..data.loaders import available_cpus
 from ..errors import CheckpointError, OutputError, RunFolderError, UnsafeCheckpointError
+from ..runtime import available_cpus
 from ..files import format_bytes, free_bytes, remove_stale_temporaries, write_json, write_text
 from .checkpoint import load_file
 

@@ -34,7 +34,7 @@ from ..modeling import architecture, build_model, build_step
 from ..parsing import build_part_labels
 from .checkpoint import unwrap
 from .datasets import load_dataset
-from .distributed import DistInfo, barrier, init_distributed
+from ..distributed import DistInfo, barrier, init_distributed
 from .evaluation_sets import evaluate_sets, load_evaluation_sets, per_set_entries
 from .hooks import Checkpoints, EpochSeed, FinalEvaluation, Hook, LRSchedule, PeriodicEvaluation, TensorBoard
 from .inference import evaluate_model
@@ -43,7 +43,7 @@ from .precision import Precision, training_precision
 from .report import write_part_masks_picture
 from .run_folder import (LAST, RunStart, check_free_space, clear_run, environment, open_run_folder,
                          remove_run_temporaries, write_run_records)
-from .runtime import resolve_device, seed_everything, set_threads
+from ..runtime import resolve_device, seed_everything, set_threads
 
 log = logging.getLogger("mbf.train")
 

@@ -91,7 +91,7 @@ class Embedder:
         ``threads``: torch's CPU threads for this process (None: MODEL.CPU_THREADS, whose 0 means
         the CPUs this process may run on); 1 inside a tracker on a machine busy with other work.
         """
-        from ..engine.runtime import resolve_device, set_threads
+        from ..runtime import resolve_device, set_threads
 
         cfg = _config(config, opts)
         set_threads(cfg.MODEL.CPU_THREADS if threads is None else threads)
@@ -110,7 +110,7 @@ class Embedder:
                   threads: int = 0) -> "Embedder":
         """An exported model (``mbf export``) run by onnxruntime on the CPU with ``threads`` threads
         (0: the CPUs this process may run on)."""
-        from ..data.loaders import available_cpus
+        from ..runtime import available_cpus
 
         session = onnx_session(path, threads or available_cpus())
         return cls(_onnx_backend(session), read_card(session, path), batch_size, unknown_camera, str(path))

@@ -30,7 +30,7 @@ from typing import Iterator
 import numpy as np
 from tqdm import tqdm
 
-from ..engine.distributed import DistInfo, barrier
+from ..distributed import DistInfo, barrier
 from ..errors import InputError
 from ..files import (FolderLock, atomic_write, is_temporary, make_folder, remove_stale_temporaries,
                      removing_new_folders, write_json)

@@ -1,4 +1,4 @@
-"""Process-level set-up shared by the train and test commands: device, seeds, logging."""
+"""Process-level set-up shared by every command: device, CPUs and threads, seeds, logging."""
 from __future__ import annotations
 
 import logging
@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.loaders import available_cpus
-from ..errors import ConfigError
+from .errors import ConfigError
 
 
 def resolve_device(device: str, device_id: str = "0", local_rank: int | None = None) -> torch.device:
@@ -35,6 +34,25 @@ def resolve_device(device: str, device_id: str = "0", local_rank: int | None = N
             f"MODEL.DEVICE_ID {index} does not exist: this machine has {torch.cuda.device_count()} GPU(s)"
         )
     return torch.device("cuda", index)
+
+
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "<quota> <period>" or "max <period>"
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on: its affinity mask (taskset, job schedulers), and within a
+    container also its CPU quota (cgroup v2 ``cpu.max``, e.g. ``docker run --cpus 2``), rounded up."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    try:
+        quota, period = CGROUP_CPU_MAX.read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return cpus
 
 
 def set_threads(requested: int = 0) -> int:
