@@ -5,7 +5,7 @@ import pytest
 
 from mbf.config import load_config
 from mbf.data import DATASETS
-from mbf.data.transforms import use_color_jitter
+from mbf.data.build import use_color_jitter
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPES = {  # folder -> (dataset, the seed config whose recipe it follows)

@@ -123,3 +123,13 @@ def test_a_key_without_effect_warns_once_naming_it(mbf_log):
 def test_a_value_that_makes_the_reference_build_another_model_is_an_error(opts, match):
     with pytest.raises(ConfigError, match=match):
         load_config(REPO / "configs" / "OCC_Duke" / "mbf.yml", opts)
+
+
+@pytest.mark.parametrize("given, spelled", [("True", "yes"), ("False", "no"), ("yes", "yes"), ("no", "no")])
+def test_a_boolean_for_a_seed_switch_is_read_in_its_spelling(tmp_path, given, spelled):
+    """TEST.FEAT_NORM is 'yes' / 'no' in the seed: True on the command line or in YAML means 'yes'."""
+    assert load_config(None, ["TEST.FEAT_NORM", given]).TEST.FEAT_NORM == spelled
+    yml = tmp_path / "c.yml"
+    yml.write_text(f"TEST:\n  FEAT_NORM: {given}\nMODEL:\n  IF_LABELSMOOTH: {given}\n")
+    cfg = load_config(yml)
+    assert cfg.TEST.FEAT_NORM == spelled and cfg.MODEL.IF_LABELSMOOTH == {"yes": "on", "no": "off"}[spelled]

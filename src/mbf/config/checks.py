@@ -37,3 +37,8 @@ def check_training(cfg) -> None:
             value = _value(cfg, key)
             if not _is_integer(value) or value < low:
                 raise ConfigError(f"{key} must be an integer >= {low} ({meaning}), got {value!r}")
+    if not float(cfg.SOLVER.GRAD_CLIP) >= 0:
+        raise ConfigError(f"SOLVER.GRAD_CLIP must be >= 0 (the largest gradient norm; 0: off), got {cfg.SOLVER.GRAD_CLIP!r}")
+    if not 0.0 <= float(cfg.SOLVER.EMA) < 1.0:
+        raise ConfigError(f"SOLVER.EMA must be in [0, 1) (the decay of the weights' moving average; 0: off), "
+                          f"got {cfg.SOLVER.EMA!r}")

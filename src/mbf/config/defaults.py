@@ -155,6 +155,10 @@ _C.SOLVER.AMP = True  # (new) mixed precision: on CUDA always, on the CPU only w
 # (CUDA, or CPU autocast when asked for explicitly: the AMP code paths on machines without a GPU)
 _C.SOLVER.AMP_DTYPE = "float16"
 _C.SOLVER.RESUME = False  # (new) continue from OUTPUT_DIR/last.pth
+_C.SOLVER.GRAD_CLIP = 0.0  # (new) clip the gradients' global L2 norm to this before each update (0: off, as the reference)
+# (new) decay of an exponential moving average of the weights, saved as <MODEL.NAME>_ema_<epoch>.pth and
+# evaluated after training beside the raw weights (0: off, as the reference; e.g. 0.999)
+_C.SOLVER.EMA = 0.0
 
 # ----------------------------------------------------------------------------- TEST
 _C.TEST = CN()

@@ -47,6 +47,43 @@ def _leaf_keys(mapping: dict, prefix: str = "") -> set[str]:
     return keys
 
 
+def _default(node: CN, key: str):
+    """The current value of dotted ``key`` (None when there is no such key)."""
+    for part in key.split("."):
+        if not isinstance(node, CN) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _switch_spelling(default, value):
+    """A boolean given for one of the seed's string switches ('yes' / 'no', 'on' / 'off', 'auto')
+    in the switch's own spelling, so YAML's ``True`` and a command line's ``True`` are accepted
+    where the seed writes 'yes'; any other value unchanged (yacs checks its type)."""
+    if not isinstance(default, str):
+        return value
+    text = str(value).strip().lower() if isinstance(value, (bool, str)) else None
+    if text not in ("true", "false"):
+        return value
+    on = text == "true"
+    spelling = default.strip().lower()
+    if spelling in ("yes", "no"):
+        return "yes" if on else "no"
+    if spelling in ("on", "off", "auto"):
+        return "on" if on else "off"
+    return value
+
+
+def _spell_switches(mapping: dict, node: CN) -> None:
+    """:func:`_switch_spelling` on every leaf of a config file's ``mapping``, in place."""
+    for name, value in mapping.items():
+        default = node.get(name) if isinstance(node, CN) else None
+        if isinstance(value, dict):
+            _spell_switches(value, default)
+        else:
+            mapping[name] = _switch_spelling(default, value)
+
+
 def _check_mapping(mapping: dict, node: CN, prefix: str, where: str) -> None:
     for name, value in mapping.items():
         full = f"{prefix}{name}"
@@ -113,6 +150,7 @@ def load_config(config_file: str | os.PathLike | None = None, opts: Iterable[str
         if not isinstance(mapping, dict):
             raise ConfigError(f"config file {path} must hold a mapping of sections, got {type(mapping).__name__}")
         _check_mapping(mapping, cfg, "", path)
+        _spell_switches(mapping, cfg)
         given |= _leaf_keys(mapping)
         try:
             cfg.merge_from_other_cfg(CN(mapping))
@@ -120,6 +158,8 @@ def load_config(config_file: str | os.PathLike | None = None, opts: Iterable[str
             raise ConfigError(f"config file {path}: {exc}") from None
     opts = list(opts or [])
     given |= set(opts[0::2])
+    opts = [_switch_spelling(_default(cfg, key), value) if i % 2 else value
+            for i, (key, value) in enumerate(zip([k for k in opts[0::2] for _ in (0, 1)], opts))]
     opts = _add_new_keys(cfg, opts)
     try:
         cfg.merge_from_list(opts)
