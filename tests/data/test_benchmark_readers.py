@@ -220,7 +220,8 @@ def test_a_new_reader_is_registered_like_the_others(tmp_path):
             trees.touch(tmp_path / split / "3_a.png")
         ds = build_dataset("tiny_own_layout", str(tmp_path), verbose=False)
         assert triples(ds.train + ds.query + ds.gallery) == [(0, 0, 0), (3, 1, 0), (3, 2, 0)]
-        with pytest.raises(ValueError, match="registered twice"):
+        with pytest.raises(ValueError, match="registered already"):
             register_dataset("tiny_own_layout")(Tiny)
+        assert register_dataset("tiny_own_layout", replace=True)(Tiny) is DATASETS.get("tiny_own_layout")
     finally:
-        DATASETS.pop("tiny_own_layout")
+        DATASETS.unregister("tiny_own_layout")

@@ -3,7 +3,9 @@ import logging
 import pytest
 
 from mbf.data import DATASETS, build_dataset
+from mbf.data.datasets import get_reader
 from mbf.errors import DatasetError
+from mbf.registry import Registry
 
 
 def test_market_drops_junk_keeps_distractors_and_relabels_in_pid_order(market_root):
@@ -114,3 +116,11 @@ def test_unknown_dataset_lists_the_known_ones(tmp_path):
         build_dataset("cuhk03", str(tmp_path))
     assert all(name in str(err.value) for name in ("market1501", "dukemtmc", "occ_duke", "occ_reid"))
     assert set(DATASETS) >= {"market1501", "dukemtmc", "occ_duke", "occ_reid", "synthetic_occ"}
+
+
+def test_datasets_are_a_registry_keyed_by_their_config_key():
+    assert isinstance(DATASETS, Registry) and DATASETS.key == "DATASETS.NAMES"
+    assert get_reader("market1501") is DATASETS.get("market1501")
+    assert get_reader("market1501").name == "market1501"
+    with pytest.raises(DatasetError, match=r"unknown dataset 'cuhk03' \(DATASETS.NAMES\); known: market1501, "):
+        get_reader("cuhk03")

@@ -8,7 +8,7 @@ from torchvision import tv_tensors
 from mbf.config import get_cfg
 from mbf.data import (ImageSet, build_dataset, build_test_loader, build_test_transform, build_train_loader,
                       build_train_transform, read_image)
-from mbf.data.transforms import use_color_jitter
+from mbf.data.build import use_color_jitter
 from mbf.errors import DatasetError
 
 
@@ -117,14 +117,14 @@ def test_an_unreadable_image_in_a_worker_process_is_reported_in_one_line(market_
 
 
 def test_more_workers_than_cpus_are_capped_with_one_log_line(monkeypatch, mbf_log):
-    from mbf.data import loaders
+    from mbf.data import build_num_workers, loaders
 
     monkeypatch.setattr(loaders, "available_cpus", lambda: 2)
     monkeypatch.setattr(loaders, "_capped", set())
     cfg = small_cfg()
     cfg.DATALOADER.NUM_WORKERS = 16
-    assert loaders.num_workers(cfg) == 2
-    assert loaders.num_workers(cfg) == 2
+    assert build_num_workers(cfg) == 2
+    assert build_num_workers(cfg) == 2
     assert mbf_log.text.count("DATALOADER.NUM_WORKERS 16 capped at the 2 CPUs available") == 1
     cfg.DATALOADER.NUM_WORKERS = 1
-    assert loaders.num_workers(cfg) == 1
+    assert build_num_workers(cfg) == 1

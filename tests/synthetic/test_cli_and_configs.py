@@ -8,7 +8,7 @@ import pytest
 from mbf.cli import main
 from mbf.config import load_config
 from mbf import synthetic as syn
-from mbf.parsing import mask_dir
+from mbf.parsing import build_mask_dir
 
 REPO = Path(__file__).resolve().parents[2]
 ARGS = ["--ids", "9", "--distractors", "1", "--train-per-id", "2"]
@@ -60,12 +60,12 @@ def test_synthetic_configs_load(name, model, out_dir):
     assert cfg.SOLVER.EVAL_PERIOD == cfg.SOLVER.MAX_EPOCHS
     assert cfg.SOLVER.IMS_PER_BATCH % cfg.DATALOADER.NUM_INSTANCE == 0
     assert cfg.HUMAN_PARSING.SOURCE == "files"
-    assert mask_dir(cfg) == Path(cfg.DATASETS.ROOT_DIR) / syn.DATASET_DIR_NAME / syn.MASK_DIR
+    assert build_mask_dir(cfg) == Path(cfg.DATASETS.ROOT_DIR) / syn.DATASET_DIR_NAME / syn.MASK_DIR
 
 
 def test_overriding_the_dataset_root_alone_moves_the_part_label_masks(tmp_path):
     cfg = load_config(REPO / "configs" / "Synthetic" / "mbf_tiny.yml", ["DATASETS.ROOT_DIR", str(tmp_path)])
-    assert mask_dir(cfg) == tmp_path / syn.DATASET_DIR_NAME / syn.MASK_DIR
+    assert build_mask_dir(cfg) == tmp_path / syn.DATASET_DIR_NAME / syn.MASK_DIR
 
 
 def test_tiny_configs_share_the_budget():

@@ -292,7 +292,7 @@ def test_default_dataset_size():
 
 def test_engine_generates_the_synthetic_set_with_the_configured_seed(tmp_path, monkeypatch):
     from mbf.config import get_cfg
-    from mbf.engine import datasets as engine_datasets
+    from mbf.data import build as engine_datasets
 
     seen = {}
 

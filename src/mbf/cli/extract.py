@@ -46,7 +46,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from ..config import load_config
-    from ..data.loaders import num_workers
+    from ..data.build import build_num_workers
     from ..distributed import init_distributed, shutdown
     from ..runtime import resolve_device, set_threads, setup_logging
     from ..retrieval import Embedder, list_images
@@ -83,7 +83,7 @@ def run(args) -> int:
                     "feat_norm": embedder.card.feat_norm}
             if info.is_main:
                 log.info("embedding %d images under %s with %s", len(paths), args.images, args.weights)
-            workers = args.workers if args.workers is not None else num_workers(cfg, quiet=not configured)
+            workers = args.workers if args.workers is not None else build_num_workers(cfg, quiet=not configured)
             out = extract_gallery(embedder, paths, args.out, fingerprint, meta, args.shard_size, args.dtype, info,
                                   workers, args.overwrite)
         if out is not None:

@@ -24,8 +24,8 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     # deferred (see mbf.cli): `mbf --help` imports every subcommand module, not torch
     from ..config import load_config
-    from ..data.loaders import num_workers
-    from ..engine.datasets import load_dataset
+    from ..data.build import build_num_workers
+    from ..data.build import load_dataset
     from ..runtime import resolve_device, set_threads, setup_logging
     from ..parsing import HumanParser, ParseCache, parse_images
 
@@ -43,7 +43,7 @@ def run(args) -> int:
         cache.write_manifest()
         log.info("parse cache %s (%s): %d training images", cache.folder, cache.settings.describe(), len(paths))
         done = parse_images(parser, cache, paths, cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD,
-                            cfg.HUMAN_PARSING.BATCH_SIZE, device, num_workers=num_workers(cfg),
+                            cfg.HUMAN_PARSING.BATCH_SIZE, device, num_workers=build_num_workers(cfg),
                             amp=bool(cfg.SOLVER.AMP))
     log.info("parse cache %s: %d images parsed now, %d in all; train with HUMAN_PARSING.SOURCE cache "
              "HUMAN_PARSING.CACHE_DIR %s", cache.folder, done, len(paths), cache.base)

@@ -20,7 +20,6 @@ from ..errors import ConfigError, DatasetError
 from ..runtime import available_cpus
 from .io import read_image
 from .samplers import DistributedRandomIdentitySampler, RandomIdentitySampler
-from .transforms import build_test_transform, build_train_transform
 
 MaskLoader = Callable[[str], np.ndarray]
 
@@ -64,11 +63,11 @@ class ImageSet(Dataset):
         return sample
 
 
-def num_workers(cfg, quiet: bool = False) -> int:
-    """DATALOADER.NUM_WORKERS, capped at the CPUs available: more worker processes than CPUs only
-    contend (the seed configs ask for 16). The cap is logged once per process (not when
-    ``quiet``: the value is a default the user never set)."""
-    requested = max(int(cfg.DATALOADER.NUM_WORKERS), 0)
+def capped_workers(requested: int, quiet: bool = False) -> int:
+    """``requested`` data-loader worker processes, capped at the CPUs available: more worker
+    processes than CPUs only contend (the seed configs ask for 16). The cap is logged once per
+    process (not when ``quiet``: the value is a default the user never set)."""
+    requested = max(int(requested), 0)
     cpus = available_cpus()
     if requested <= cpus:
         return requested
@@ -78,20 +77,22 @@ def num_workers(cfg, quiet: bool = False) -> int:
     return cpus
 
 
-def build_train_sampler(cfg, items: list, rank: int = 0, world_size: int = 1):
-    """The configured sampler: identity-balanced for any 'triplet' sampler, shuffling otherwise."""
-    pids = [item[1] for item in items]  # Item.pid
-    batch, k, seed = cfg.SOLVER.IMS_PER_BATCH, cfg.DATALOADER.NUM_INSTANCE, cfg.SOLVER.SEED
-    if "triplet" in cfg.DATALOADER.SAMPLER:
+def train_sampler(kind: str, items: list, batch_size: int, num_instances: int, seed: int, rank: int = 0,
+                  world_size: int = 1):
+    """The sampler of ``kind`` (DATALOADER.SAMPLER): identity-balanced for any 'triplet' kind
+    (``num_instances`` images per identity), shuffling for 'softmax'; its order is a function of
+    (seed, epoch)."""
+    if "triplet" in kind:
+        pids = [item[1] for item in items]  # Item.pid
         if world_size > 1:
-            return DistributedRandomIdentitySampler(pids, batch, k, rank, world_size, seed=seed)
-        return RandomIdentitySampler(pids, batch, k, seed=seed)
-    if cfg.DATALOADER.SAMPLER == "softmax":
+            return DistributedRandomIdentitySampler(pids, batch_size, num_instances, rank, world_size, seed=seed)
+        return RandomIdentitySampler(pids, batch_size, num_instances, seed=seed)
+    if kind == "softmax":
         if world_size > 1:
             return DistributedSampler(items, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True)
         return _EpochRandomSampler(items, seed)
     raise ConfigError(
-        f"DATALOADER.SAMPLER must be 'softmax' or contain 'triplet' (e.g. 'softmax_triplet'), got {cfg.DATALOADER.SAMPLER!r}"
+        f"DATALOADER.SAMPLER must be 'softmax' or contain 'triplet' (e.g. 'softmax_triplet'), got {kind!r}"
     )
 
 
@@ -107,26 +108,14 @@ class _EpochRandomSampler(RandomSampler):
         self.generator.manual_seed(self.seed * 1_000_003 + epoch)
 
 
-def build_train_loader(cfg, dataset, mask_loader: MaskLoader | None = None, rank: int = 0, world_size: int = 1):
-    """Training batches of ``SOLVER.IMS_PER_BATCH / world_size`` images for this process."""
-    train_set = ImageSet(dataset.train, build_train_transform(cfg), mask_loader)
-    sampler = build_train_sampler(cfg, dataset.train, rank, world_size)
-    return DataLoader(
-        train_set,
-        batch_size=cfg.SOLVER.IMS_PER_BATCH // world_size,
-        sampler=sampler,
-        drop_last=True,
-        num_workers=num_workers(cfg),
-        pin_memory=torch.cuda.is_available(),
-    )
+def train_loader(items: list, transform, sampler, batch_size: int, workers: int = 0,
+                 mask_loader: MaskLoader | None = None) -> DataLoader:
+    """Training batches of ``batch_size`` images (this process's share of the global batch)."""
+    return DataLoader(ImageSet(items, transform, mask_loader), batch_size=batch_size, sampler=sampler, drop_last=True,
+                      num_workers=workers, pin_memory=torch.cuda.is_available())
 
 
-def build_test_loader(cfg, items: list) -> DataLoader:
+def test_loader(items: list, transform, batch_size: int, workers: int = 0) -> DataLoader:
     """Test-transformed images in the given order (query first, then gallery)."""
-    return DataLoader(
-        ImageSet(items, build_test_transform(cfg)),
-        batch_size=cfg.TEST.IMS_PER_BATCH,
-        shuffle=False,
-        num_workers=num_workers(cfg),
-        pin_memory=torch.cuda.is_available(),
-    )
+    return DataLoader(ImageSet(items, transform), batch_size=batch_size, shuffle=False, num_workers=workers,
+                      pin_memory=torch.cuda.is_available())

@@ -8,7 +8,8 @@ Test: resize to INPUT.SIZE_TEST (bilinear, as the reference), to float tensor, n
 
 The PIL image is resized by PIL as in the reference, so images match it bit for bit; a
 ``tv_tensors.Mask`` passed alongside gets nearest-neighbour resizing, the same flip, pad and
-crop, and is left out of colour jitter and normalisation.
+crop, and is left out of colour jitter and normalisation. The config's keys are read by
+:mod:`mbf.data.build`.
 """
 from __future__ import annotations
 
@@ -16,23 +17,10 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from ..errors import ConfigError
-
-COLOR_JITTER_DATASETS = ("occ_reid",)  # where the reference trains with colour jitter
+TEST_INTERPOLATION = "bilinear"  # of the test resize (PIL's), recorded in exported models
 
 
-def _size(value, key: str) -> list[int]:
-    size = [int(v) for v in value]
-    if len(size) != 2 or min(size) <= 0:
-        raise ConfigError(f"{key} must be [height, width] with positive values, got {list(value)}")
-    return size
-
-
-def _normalise(cfg) -> list:
-    return _normalise_with(cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD)
-
-
-def _normalise_with(mean, std) -> list:
+def _normalise(mean, std) -> list:
     return [
         v2.ToImage(),
         v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True),
@@ -40,41 +28,25 @@ def _normalise_with(mean, std) -> list:
     ]
 
 
-def use_color_jitter(cfg) -> bool:
-    setting = str(cfg.INPUT.COLOR_JITTER).lower()
-    if setting == "auto":
-        return cfg.DATASETS.NAMES in COLOR_JITTER_DATASETS
-    if setting in ("true", "on", "yes", "1"):
-        return True
-    if setting in ("false", "off", "no", "0"):
-        return False
-    raise ConfigError(f"INPUT.COLOR_JITTER must be 'auto', True or False, got {cfg.INPUT.COLOR_JITTER!r}")
-
-
-def build_train_transform(cfg) -> v2.Compose:
-    """``transform(pil_image[, tv_tensors.Mask])`` -> normalised float image [3,H,W] (and mask)."""
-    size = _size(cfg.INPUT.SIZE_TRAIN, "INPUT.SIZE_TRAIN")
+def train_transform(size, mean, std, flip_prob: float = 0.5, padding: int = 0,
+                    color_jitter: tuple[float, float, float, float] | None = None) -> v2.Compose:
+    """``transform(pil_image[, tv_tensors.Mask])`` -> normalised float image [3,H,W] (and mask):
+    bicubic resize to ``size`` (H, W), flip, colour jitter (brightness, contrast, saturation,
+    hue), zero padding, random crop back to ``size``, [0, 1], (x - mean) / std."""
+    size = list(size)
     steps = [v2.Resize(size, interpolation=v2.InterpolationMode.BICUBIC)]
-    if cfg.INPUT.PROB > 0:
-        steps.append(v2.RandomHorizontalFlip(p=cfg.INPUT.PROB))
-    if use_color_jitter(cfg):
-        brightness, contrast, saturation, hue = cfg.INPUT.COLOR_JITTER_STRENGTH
+    if flip_prob > 0:
+        steps.append(v2.RandomHorizontalFlip(p=flip_prob))
+    if color_jitter is not None:
+        brightness, contrast, saturation, hue = color_jitter
         steps.append(v2.ColorJitter(brightness=brightness, contrast=contrast, saturation=saturation, hue=hue))
-    if cfg.INPUT.PADDING > 0:
-        steps.append(v2.Pad(cfg.INPUT.PADDING))
+    if padding > 0:
+        steps.append(v2.Pad(padding))
     steps.append(v2.RandomCrop(size))
-    return v2.Compose(steps + _normalise(cfg))
-
-
-TEST_INTERPOLATION = "bilinear"  # of the test resize (PIL's), recorded in exported models
-
-
-def build_test_transform(cfg) -> v2.Compose:
-    """``transform(pil_image)`` -> normalised float image [3,H,W] at INPUT.SIZE_TEST."""
-    return eval_transform(_size(cfg.INPUT.SIZE_TEST, "INPUT.SIZE_TEST"), cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD)
+    return v2.Compose(steps + _normalise(mean, std))
 
 
 def eval_transform(size, mean, std) -> v2.Compose:
     """The test transform from its numbers: resize to ``size`` (H, W), scale to [0, 1], normalise."""
     interpolation = v2.InterpolationMode(TEST_INTERPOLATION)
-    return v2.Compose([v2.Resize(list(size), interpolation=interpolation)] + _normalise_with(mean, std))
+    return v2.Compose([v2.Resize(list(size), interpolation=interpolation)] + _normalise(mean, std))

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Callable, ClassVar, NamedTuple, Sequence
 
 from ...errors import DatasetError
+from ...registry import Registry
 from ..io import os_reason
 
 log = logging.getLogger(__name__)
@@ -371,26 +372,26 @@ class DatasetReader:
         return "\n".join(lines)
 
 
-DATASETS: dict[str, type[DatasetReader]] = {}
+DATASETS = Registry("dataset", key="DATASETS.NAMES")  # name -> DatasetReader subclass
 
 
-def register_dataset(name: str):
-    """Class decorator: make a reader available as ``DATASETS.NAMES`` ``name``."""
+def register_dataset(name: str, replace: bool = False):
+    """Class decorator: make a reader available as ``DATASETS.NAMES`` ``name`` (a second reader of
+    the same name is a ValueError unless ``replace``)."""
 
     def add(cls: type[DatasetReader]) -> type[DatasetReader]:
-        if name in DATASETS:
-            raise ValueError(f"dataset {name!r} is registered twice")
+        DATASETS.register(name, cls, replace=replace)
         cls.name = name
-        DATASETS[name] = cls
         return cls
 
     return add
 
 
 def get_reader(name: str) -> type[DatasetReader]:
+    """The reader registered as ``name``; a DatasetError listing the known ones otherwise."""
     if name not in DATASETS:
         raise DatasetError(f"unknown dataset {name!r} (DATASETS.NAMES); known: {', '.join(DATASETS)}")
-    return DATASETS[name]
+    return DATASETS.get(name)
 
 
 def relabel(items: list[Item]) -> list[Item]:
