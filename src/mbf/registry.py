@@ -41,6 +41,10 @@ class Registry:
             raise ConfigError(f"{where}{name!r} is not one of: {', '.join(self.names())} (the known {self.kind}s)")
         return self._entries[name]
 
+    def unregister(self, name: str) -> Any:
+        """Remove and return the entry ``name`` (a KeyError if there is none), e.g. a test's own."""
+        return self._entries.pop(name)
+
     def names(self) -> list[str]:
         """In the order of registration."""
         return list(self._entries)

@@ -27,6 +27,21 @@ def key_differences(own: Mapping[str, torch.Tensor], state: Mapping[str, torch.T
     return missing, unexpected, mismatched
 
 
+def fit_problems(own: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor],
+                 may_miss: Callable[[str], bool] = lambda key: False, limit: int = 12) -> list[str]:
+    """One phrase per way ``state`` does not fit a module's ``own`` tensors, naming the keys (the
+    first ``limit`` of each kind): missing, unexpected, shape mismatch (checkpoint vs model)."""
+    missing, unexpected, mismatched = key_differences(own, state, may_miss)
+
+    def names(keys: list[str], sep: str = ", ") -> str:
+        return sep.join(keys[:limit]) + (f" ... and {len(keys) - limit} more" if len(keys) > limit else "")
+
+    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in mismatched]
+    return [f"{kind} ({len(keys)}): {names(keys, sep)}" for kind, keys, sep in
+            (("missing keys", sorted(missing), ", "), ("unexpected keys", sorted(unexpected), ", "),
+             ("shape mismatch", shapes, "; ")) if keys]
+
+
 # ------------------------------------------------------------------ reading torch files
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since PyTorch 1.6
 _PICKLE_MAGIC = b"\x80"  # the legacy format (and bare pickles) start with a protocol marker

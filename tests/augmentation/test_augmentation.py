@@ -304,3 +304,5 @@ def test_background_augmentation_determinism_and_mix():
         background_augmentation(img, other, pixel, patch[:, :2], 0.5, s)
     with pytest.raises(InputError):
         background_augmentation(img, other, pixel, patch, 1.5, s)
+    with pytest.raises(InputError, match="larger than the 16-pixel patch"):  # no grid: PatchGrid refuses it
+        background_augmentation(img, other, pixel, patch, 0.5, 17)

@@ -82,3 +82,11 @@ def test_part_mask_picture_overlays_the_part_colours(tmp_path):
         plot_part_masks(tmp_path / "bad.png", uint8, np.full((2, 8, 4), 7))
     with pytest.raises(InputError, match="label maps"):
         plot_part_masks(tmp_path / "bad.png", uint8, np.ones((3, 8, 4)))
+
+
+def test_the_part_colours_follow_the_part_names_of_mbf_parts():
+    import mbf.parts
+    from mbf.evaluation import plots
+
+    assert plots.PART_NAMES is mbf.parts.PART_NAMES
+    assert len(PART_COLOURS) == len(mbf.parts.PART_NAMES)

@@ -8,7 +8,7 @@ import math
 import torch
 from torch import nn
 
-from mbf.engine.trainer import build_trainer
+from mbf.engine.build import build_trainer
 from mbf.losses import LOSS_TERMS
 from mbf.modeling import BACKBONES, VisionTransformerReID
 from mbf.parsing import MASK_SOURCES, PartLabels

@@ -20,7 +20,7 @@ from mbf.losses import (
     pairwise_euclidean,
     segmentation_loss,
 )
-from mbf.losses.terms import reid_loss
+from mbf.losses.terms import build_reid_loss
 
 SEED_OPTS = [
     "DATALOADER.SAMPLER", "softmax_triplet",
@@ -257,12 +257,12 @@ def test_build_criterion_reads_config():
     assert base.item() == pytest.approx(reid(holistic.scores, holistic.feats, target).item(), rel=1e-6)
 
     # margin triplet and label smoothing
-    reid = reid_loss(seed_cfg("MODEL.NO_MARGIN", False, "SOLVER.MARGIN", 0.5, "MODEL.IF_LABELSMOOTH", "on"), 6)
+    reid = build_reid_loss(seed_cfg("MODEL.NO_MARGIN", False, "SOLVER.MARGIN", 0.5, "MODEL.IF_LABELSMOOTH", "on"), 6)
     assert reid.triplet.margin == 0.5
     assert isinstance(reid.id_loss, LabelSmoothingCrossEntropy)
 
     # softmax sampler -> plain ID loss only, as the reference
-    assert reid_loss(seed_cfg("DATALOADER.SAMPLER", "softmax"), 6).triplet is None
+    assert build_reid_loss(seed_cfg("DATALOADER.SAMPLER", "softmax"), 6).triplet is None
 
     # segmentation keys
     crit = build_criterion(seed_cfg("MODEL.SEG_EPSILON", 0.2, "MODEL.SEG_CLASS_WEIGHTS", [1.0] * 5), 6)

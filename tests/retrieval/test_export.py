@@ -19,7 +19,7 @@ def test_onnxruntime_matches_pytorch_at_batch_1_and_5(tiny, variant):
     extra, dim = tiny.variants[variant]
     cfg = load_config(tiny.config, tiny.opts + extra)
     model = build_model_from_checkpoint(cfg, tiny.weights(extra=extra)).eval()
-    card = ModelCard.from_model(cfg, model)
+    card = ModelCard.from_config(cfg, model)
     report = export_onnx(model, card, tiny.tmp / "m.onnx")
     assert report.relative_error <= 1e-4
     session = onnx_session(report.path)

@@ -31,8 +31,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..errors import InputError
-from ..geometry import PATCH_SIZE
+from ..errors import ConfigError, InputError
+from ..geometry import PATCH_SIZE, feature_grid
 from ._sampling import rand, randint
 
 
@@ -97,7 +97,7 @@ def background_augmentation(
         other_pixel_mask: [B, H, W] part labels of ``other_img`` (> 0 is the person).
         other_patch_mask: [B, fH, fW] patch labels of ``other_img`` (> 0 is the person).
         beta: probability of the person occluder (``MODEL.BETA``), else a region occluder.
-        stride: patch-grid stride, an int or (sH, sW); fH = (H - patch_size) // sH + 1.
+        stride: patch-grid stride, an int or (sH, sW) (the grid: :class:`mbf.geometry.PatchGrid`).
         patch_size: side of a patch window.
         generator: optional ``torch.Generator`` (any device) for reproducible draws.
 
@@ -114,7 +114,10 @@ def background_augmentation(
         raise InputError(f"background_augmentation: beta must be in [0, 1], got {beta}")
     B, C, H, W = img.shape
     sH, sW = _pair(stride)
-    fH, fW = (H - patch_size) // sH + 1, (W - patch_size) // sW + 1
+    try:
+        fH, fW = feature_grid((H, W), (sH, sW), patch_size)
+    except ConfigError as exc:  # an impossible grid here is a caller's error, not a config's
+        raise InputError(f"background_augmentation: {exc}") from None
     if other_pixel_mask.shape != (B, H, W):
         raise InputError(f"other_pixel_mask must be [B, H, W] = {(B, H, W)}, got {tuple(other_pixel_mask.shape)}")
     if other_patch_mask.shape != (B, fH, fW):

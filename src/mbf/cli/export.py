@@ -37,7 +37,7 @@ def run(args) -> int:
     set_threads(cfg.MODEL.CPU_THREADS)
     writable_output(args.out, args.overwrite, "ONNX output")  # fail before the model is built
     model = build_checkpoint_model(cfg, args.weights).eval()
-    card = ModelCard.from_model(cfg, model)
+    card = ModelCard.from_config(cfg, model)
     log.info("exporting %s (%d-d descriptor%s) to %s", args.weights, card.dim,
              f", {card.num_cameras} cameras" if card.num_cameras else "", args.out)
     report = export_onnx(model, card, args.out, args.check_batch, args.opset, args.overwrite)

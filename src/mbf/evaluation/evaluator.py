@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..errors import ConfigError, InputError
+from ..config import switch
+from ..errors import InputError
 from .distance import DEFAULT_CHUNK, euclidean_distance
 from .rank import evaluate_rank
 from .rerank import re_ranking
@@ -42,18 +43,6 @@ class EvalResult:
         return {"rank1": self.rank(1), "rank5": self.rank(5), "rank10": self.rank(10), "mAP": float(self.mAP)}
 
 
-def _flag(value, key: str) -> bool:
-    """TEST.FEAT_NORM style switches: 'yes' / 'no' (the reference's spelling) or a boolean."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("yes", "true", "on", "1"):
-        return True
-    if text in ("no", "false", "off", "0"):
-        return False
-    raise ConfigError(f"{key} must be 'yes' or 'no', got {value!r}")
-
-
 def _labels(x, name: str) -> np.ndarray:
     if torch.is_tensor(x):
         x = x.detach().cpu().numpy()
@@ -75,16 +64,13 @@ class Evaluator:
     def __init__(self, num_query: int, feat_norm: bool = True, rerank: bool = False, k1: int = 20, k2: int = 6,
                  lambda_value: float = 0.3, max_rank: int = 50, chunk: int = DEFAULT_CHUNK,
                  device: str | torch.device | None = None):
-        if int(num_query) < 0:
-            raise InputError(f"num_query must be >= 0, got {num_query}")
-        self.num_query = int(num_query)
         self.feat_norm = bool(feat_norm)
         self.rerank = bool(rerank)
         self.k1, self.k2, self.lambda_value = int(k1), int(k2), float(lambda_value)
         self.max_rank = int(max_rank)
         self.chunk = int(chunk)
         self.device = torch.device(device) if device is not None else None
-        self.reset()
+        self.reset(num_query)
 
     @classmethod
     def from_config(cls, cfg, num_query: int) -> "Evaluator":
@@ -94,11 +80,17 @@ class Evaluator:
         if str(cfg.MODEL.DEVICE) == "cuda" and torch.cuda.is_available():
             first_id = str(cfg.MODEL.DEVICE_ID).split(",")[0].strip()
             device = torch.device("cuda", int(first_id) if first_id.isdigit() else 0)
-        return cls(num_query, feat_norm=_flag(t.FEAT_NORM, "TEST.FEAT_NORM"),
-                   rerank=_flag(t.RE_RANKING, "TEST.RE_RANKING"), k1=t.RE_RANKING_K1, k2=t.RE_RANKING_K2,
+        return cls(num_query, feat_norm=switch(t.FEAT_NORM, "TEST.FEAT_NORM"),
+                   rerank=switch(t.RE_RANKING, "TEST.RE_RANKING"), k1=t.RE_RANKING_K1, k2=t.RE_RANKING_K2,
                    lambda_value=t.RE_RANKING_LAMBDA, chunk=t.DIST_CHUNK, device=device)
 
-    def reset(self) -> None:
+    def reset(self, num_query: int | None = None) -> None:
+        """Forget the collected items; ``num_query``: how many of the next ones are queries (the
+        same evaluator, with its settings, then serves another test set)."""
+        if num_query is not None:
+            if int(num_query) < 0:
+                raise InputError(f"num_query must be >= 0, got {num_query}")
+            self.num_query = int(num_query)
         self._feats: list[torch.Tensor] = []
         self._pids: list[np.ndarray] = []
         self._camids: list[np.ndarray] = []

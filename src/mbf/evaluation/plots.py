@@ -8,8 +8,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..files import atomic_write
-
-from ..parsing.labels import PART_NAMES
+from ..parts import PART_NAMES
 
 # background transparent; head, upper body, lower body, shoes
 PART_COLOURS = np.array([[0, 0, 0], [230, 60, 60], [60, 120, 230], [60, 190, 90], [240, 200, 40]], dtype=np.float32)

@@ -9,12 +9,13 @@ the recovery branch no decoder / mse terms.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError, InputError
-from .terms import LOSS_TERMS, LossInputs, Term, reid_loss, seg_settings
+from .terms import LOSS_TERMS, LossInputs, Term, build_reid_settings, build_seg_settings
 
 logger = logging.getLogger(__name__)
 
@@ -49,14 +50,18 @@ class Criterion(nn.Module):
         return ", ".join(f"{name}x{weight:g}" for name, weight, _ in self.terms)
 
 
-def term_weight(cfg, name: str) -> float:
-    """MODEL.LOSS_WEIGHTS.<NAME>; 1.0 for a term the config has no weight for."""
-    return float(cfg.MODEL.LOSS_WEIGHTS.get(name.upper(), 1.0))
+def term_weight(weights: Mapping, name: str) -> float:
+    """The weight of term ``name`` in ``weights`` (MODEL.LOSS_WEIGHTS, keys in capitals); 1.0
+    for a term it has no weight for."""
+    return float(weights.get(name.upper(), 1.0))
 
 
 def build_criterion(cfg, num_classes: int) -> Criterion:
     """The terms of MODEL.LOSS_TERMS with their MODEL.LOSS_WEIGHTS (each term reads its own
     keys: see :mod:`mbf.losses.terms`).
+
+    The re-ID and segmentation settings are checked (and logged) here even when no listed term
+    uses them, so a wrong key fails whichever terms are listed.
 
     Deviation: with label smoothing on, the reference's decoder loss ignores its parts-only
     flag and treats the first recovered part as a global feature; here the decoder term
@@ -66,15 +71,14 @@ def build_criterion(cfg, num_classes: int) -> Criterion:
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
         raise ConfigError(f"MODEL.LOSS_TERMS lists {', '.join(duplicated)} more than once")
-    terms = [(name, term_weight(cfg, name), LOSS_TERMS.get(name)(cfg, num_classes)) for name in names]
-    reid = reid_loss(cfg, num_classes)
-    epsilon, weights = seg_settings(cfg)
+    terms = [(name, term_weight(cfg.MODEL.LOSS_WEIGHTS, name), LOSS_TERMS.get(name)(cfg, num_classes))
+             for name in names]
+    reid, seg = build_reid_settings(cfg), build_seg_settings(cfg)
     logger.info(
-        "losses: %s; ID %s, triplet %s, seg eps %.3g, class weights %s",
+        "losses: %s; %s, seg eps %.3g, class weights %s",
         ", ".join(f"{n} x{w:g}" for n, w, _ in terms),
-        "label-smoothed CE" if isinstance(reid.id_loss, nn.Module) else "CE",
-        "off" if reid.triplet is None else reid.triplet.extra_repr(),
-        epsilon,
-        weights,
+        reid.describe(),
+        seg.epsilon,
+        seg.class_weights,
     )
     return Criterion(terms)

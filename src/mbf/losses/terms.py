@@ -17,16 +17,17 @@ then ``MODEL.LOSS_TERMS "[..., 'feat_l2']"`` and, if not 1.0, ``MODEL.LOSS_WEIGH
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
 
+from ..config import switch
 from ..errors import ConfigError, InputError
 from ..registry import Registry
 from .reid import LabelSmoothingCrossEntropy, ReIDLoss
 from .segmentation import segmentation_loss
-from .triplet import TripletLoss
+from .triplet import TripletLoss, describe_margin
 
 LOSS_TERMS = Registry("loss term", key="MODEL.LOSS_TERMS")
 
@@ -45,31 +46,60 @@ class LossInputs:
     occluded_labels: torch.Tensor | None = None
 
 
-def reid_loss(cfg, num_classes: int) -> ReIDLoss:
-    """ID (+ triplet) loss of MODEL.IF_LABELSMOOTH, DATALOADER.SAMPLER / MODEL.METRIC_LOSS_TYPE,
-    MODEL.NO_MARGIN / SOLVER.MARGIN, MODEL.ID_LOSS_WEIGHT and MODEL.TRIPLET_LOSS_WEIGHT. A
-    'softmax' sampler trains with the plain ID loss alone, as the reference does."""
-    smooth = str(cfg.MODEL.IF_LABELSMOOTH).lower()
-    if smooth not in ("on", "off"):
-        raise ConfigError(f"MODEL.IF_LABELSMOOTH must be 'on' or 'off', got {cfg.MODEL.IF_LABELSMOOTH!r}")
+@dataclass(frozen=True)
+class ReIDSettings:
+    """The re-ID loss a config asks for, checked: ID loss, triplet loss and their weights."""
+
+    triplet: bool  # False: the plain ID loss alone (a 'softmax' sampler)
+    label_smooth: bool  # label-smoothed cross-entropy as the ID loss (with the triplet loss only)
+    margin: float | None  # the triplet hinge margin; None: soft margin
+    id_weight: float = 1.0
+    triplet_weight: float = 1.0
+
+    def loss(self, num_classes: int) -> ReIDLoss:
+        """A new :class:`ReIDLoss` of these settings for ``num_classes`` identities."""
+        if not self.triplet:
+            return ReIDLoss(id_weight=self.id_weight, triplet_weight=self.triplet_weight)
+        id_loss = LabelSmoothingCrossEntropy(num_classes) if self.label_smooth else None
+        return ReIDLoss(id_loss=id_loss, triplet=TripletLoss(self.margin), id_weight=self.id_weight,
+                        triplet_weight=self.triplet_weight)
+
+    def describe(self) -> str:
+        triplet = describe_margin(self.margin) if self.triplet else "off"
+        return f"ID {'label-smoothed CE' if self.label_smooth else 'CE'}, triplet {triplet}"
+
+
+class SegSettings(NamedTuple):
+    """MODEL.SEG_EPSILON and MODEL.SEG_CLASS_WEIGHTS, checked."""
+
+    epsilon: float
+    class_weights: list[float]
+
+
+def build_reid_settings(cfg) -> ReIDSettings:
+    """MODEL.IF_LABELSMOOTH, DATALOADER.SAMPLER / MODEL.METRIC_LOSS_TYPE, MODEL.NO_MARGIN /
+    SOLVER.MARGIN, MODEL.ID_LOSS_WEIGHT and MODEL.TRIPLET_LOSS_WEIGHT. A 'softmax' sampler
+    trains with the plain ID loss alone, as the reference does."""
+    smooth = switch(cfg.MODEL.IF_LABELSMOOTH, "MODEL.IF_LABELSMOOTH")
     sampler = str(cfg.DATALOADER.SAMPLER)
-    if sampler == "softmax":
-        id_loss, triplet = None, None
-    elif "triplet" in sampler:
-        if "triplet" not in str(cfg.MODEL.METRIC_LOSS_TYPE):
-            raise ConfigError(
-                f"MODEL.METRIC_LOSS_TYPE must be 'triplet' with DATALOADER.SAMPLER {sampler!r}, "
-                f"got {cfg.MODEL.METRIC_LOSS_TYPE!r}"
-            )
-        id_loss = LabelSmoothingCrossEntropy(num_classes) if smooth == "on" else None
-        triplet = TripletLoss(None if cfg.MODEL.NO_MARGIN else float(cfg.SOLVER.MARGIN))
-    else:
+    if sampler != "softmax" and "triplet" not in sampler:
         raise ConfigError(f"DATALOADER.SAMPLER must be 'softmax' or contain 'triplet', got {sampler!r}")
-    return ReIDLoss(id_loss=id_loss, triplet=triplet, id_weight=cfg.MODEL.ID_LOSS_WEIGHT,
-                    triplet_weight=cfg.MODEL.TRIPLET_LOSS_WEIGHT)
+    triplet = sampler != "softmax"
+    if triplet and "triplet" not in str(cfg.MODEL.METRIC_LOSS_TYPE):
+        raise ConfigError(
+            f"MODEL.METRIC_LOSS_TYPE must be 'triplet' with DATALOADER.SAMPLER {sampler!r}, "
+            f"got {cfg.MODEL.METRIC_LOSS_TYPE!r}"
+        )
+    return ReIDSettings(triplet, smooth and triplet, None if cfg.MODEL.NO_MARGIN else float(cfg.SOLVER.MARGIN),
+                        float(cfg.MODEL.ID_LOSS_WEIGHT), float(cfg.MODEL.TRIPLET_LOSS_WEIGHT))
 
 
-def seg_settings(cfg) -> tuple[float, list[float]]:
+def build_reid_loss(cfg, num_classes: int) -> ReIDLoss:
+    """The ID (+ triplet) loss of :func:`build_reid_settings`."""
+    return build_reid_settings(cfg).loss(num_classes)
+
+
+def build_seg_settings(cfg) -> SegSettings:
     """MODEL.SEG_EPSILON and MODEL.SEG_CLASS_WEIGHTS, checked."""
     epsilon = float(cfg.MODEL.SEG_EPSILON)
     if not 0.0 <= epsilon < 1.0:
@@ -77,13 +107,13 @@ def seg_settings(cfg) -> tuple[float, list[float]]:
     weights = [float(w) for w in cfg.MODEL.SEG_CLASS_WEIGHTS]
     if len(weights) < 2 or any(w < 0 for w in weights):
         raise ConfigError(f"MODEL.SEG_CLASS_WEIGHTS must list one non-negative weight per class, got {weights}")
-    return epsilon, weights
+    return SegSettings(epsilon, weights)
 
 
 # ------------------------------------------------------------------ the reference's terms
 def _reid(branch: str) -> Callable:
-    def build(cfg, num_classes: int) -> Term:
-        loss = reid_loss(cfg, num_classes)
+    def build_reid_term(cfg, num_classes: int) -> Term:
+        loss = build_reid_loss(cfg, num_classes)
 
         def term(inputs: LossInputs):
             out = getattr(inputs, branch)
@@ -91,7 +121,7 @@ def _reid(branch: str) -> Callable:
 
         return term
 
-    return build
+    return build_reid_term
 
 
 LOSS_TERMS.register("reid_holistic", _reid("holistic"))
@@ -101,7 +131,7 @@ LOSS_TERMS.register("reid_occluded", _reid("occluded"))
 @LOSS_TERMS.register("reid_decoder")
 def build_reid_decoder(cfg, num_classes: int) -> Term:
     """ID + triplet over the K recovered part features alone (no global feature)."""
-    loss = reid_loss(cfg, num_classes)
+    loss = build_reid_loss(cfg, num_classes)
 
     def term(inputs: LossInputs):
         scores = getattr(inputs.occluded, "decoder_scores", None)
@@ -113,8 +143,8 @@ def build_reid_decoder(cfg, num_classes: int) -> Term:
 
 
 def _seg(branch: str) -> Callable:
-    def build(cfg, num_classes: int) -> Term:
-        epsilon, weights = seg_settings(cfg)
+    def build_seg_term(cfg, num_classes: int) -> Term:
+        epsilon, weights = build_seg_settings(cfg)
 
         def term(inputs: LossInputs):
             probs = getattr(getattr(inputs, branch), "patch_probs", None)
@@ -127,7 +157,7 @@ def _seg(branch: str) -> Callable:
 
         return term
 
-    return build
+    return build_seg_term
 
 
 LOSS_TERMS.register("seg_holistic", _seg("holistic"))

@@ -76,4 +76,9 @@ class TripletLoss(nn.Module):
         return (per_anchor * weight).sum() / weight.sum().clamp(min=1.0)
 
     def extra_repr(self) -> str:
-        return "soft margin" if self.margin is None else f"margin={self.margin}"
+        return describe_margin(self.margin)
+
+
+def describe_margin(margin: float | None) -> str:
+    """'soft margin' or 'margin=<m>', as logs and module printouts say it."""
+    return "soft margin" if margin is None else f"margin={float(margin)}"

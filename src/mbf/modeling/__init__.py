@@ -12,7 +12,8 @@ from .converters import (
     reference_transreid_to_ours,
 )
 from .heads import BNNeck
-from .mbf import MBF, MBFOutput
+from .mbf import MBF
+from .outputs import MBFOutput
 from .recovery import RecoveryDecoder
 from .registry import ARCHITECTURES, BACKBONES, Architecture
 from .separator import ForegroundSeparator, PatchClassifier

@@ -11,13 +11,14 @@ from .converters import (
     reference_transreid_to_ours,
 )
 from .heads import BackboneModel, BNNeck
-from .mbf import MBFOutput
+from .outputs import MBFOutput
 from .vit import VisionTransformerReID
 
 
 class TransReIDBaseline(BackboneModel):
     """Train mode -> MBFOutput(scores=[logits], feats=[CLS feature before BN]);
-    eval mode -> the CLS feature after ('after') or before ('before') the BNNeck [B, D]."""
+    eval mode -> the CLS feature after ('after') or before ('before') the BNNeck [B, D], the
+    single "global" block of :meth:`~mbf.modeling.heads.BackboneModel.descriptor_layout`."""
 
     def __init__(self, backbone: VisionTransformerReID, num_classes: int, neck_feat: str = "after"):
         super().__init__()
@@ -30,7 +31,6 @@ class TransReIDBaseline(BackboneModel):
     @property
     def descriptor_dim(self) -> int:
         return self.backbone.embed_dim
-
 
     def forward(self, img: torch.Tensor, label=None, cam_label=None, view_label=None, occluded: bool = False):
         feat = self.backbone.forward_cls(img, cam_label, view_label)

@@ -21,7 +21,7 @@ from timm.layers import resample_abs_pos_embed
 from torch import nn
 
 from ..errors import CheckpointError
-from ..state_dicts import key_differences, load_torch_file
+from ..state_dicts import fit_problems, load_torch_file
 
 log = logging.getLogger(__name__)
 
@@ -64,18 +64,8 @@ def read_state_dict(source, what: str = "weights") -> dict[str, torch.Tensor]:
 def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], source: str, allow_missing=()) -> None:
     """Copy ``state`` into ``module``; any missing (other than ``allow_missing``), unexpected or
     shape-mismatched key raises CheckpointError naming the keys and shapes."""
-    own = module.state_dict()
-    missing, unexpected, mismatched = key_differences(
-        own, state, lambda k: k in allow_missing or k.endswith("num_batches_tracked")
-    )
-    mismatched = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in mismatched]
-    problems = []
-    if missing:
-        problems.append(f"missing keys ({len(missing)}): {_names(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys ({len(unexpected)}): {_names(unexpected)}")
-    if mismatched:
-        problems.append(f"shape mismatch ({len(mismatched)}): {'; '.join(mismatched[:_LIST_LIMIT])}")
+    problems = fit_problems(module.state_dict(), state,
+                            lambda k: k in allow_missing or k.endswith("num_batches_tracked"), _LIST_LIMIT)
     if problems:
         raise CheckpointError(
             f"{source} does not fit {type(module).__name__} (another architecture or config?): " + " | ".join(problems)

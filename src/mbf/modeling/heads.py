@@ -1,10 +1,12 @@
-"""Pieces shared by the re-ID models: the BNNeck and the backbone-owning base class."""
+"""Pieces shared by the re-ID models: the BNNeck and the backbone-owning base class (output
+types: :mod:`.outputs`)."""
 from __future__ import annotations
 
 import torch
 from torch import nn
 
 from ..geometry import PatchGrid
+from .outputs import LayoutBlock, side_by_side
 
 
 class BNNeck(nn.Module):
@@ -38,6 +40,12 @@ class BackboneModel(nn.Module):
     @property
     def grid_size(self) -> tuple[int, int]:
         return self.backbone.grid_size
+
+    def descriptor_layout(self) -> tuple[LayoutBlock, ...]:
+        """(name, start, stop, scale) of each block of the eval descriptor (``descriptor_dim``
+        dimensions), in order, for model cards; by default the whole descriptor is the global
+        feature (the baseline), a model with parts says where they are."""
+        return side_by_side(self.descriptor_dim, [("global", 1.0)])
 
     def feature_grid(self, image_size: tuple[int, int]) -> tuple[int, int]:
         """(fH, fW) of the patch grid for an image of ``image_size`` (H, W)."""

@@ -9,11 +9,11 @@ after or before the BNNecks.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from ..parts import PART_NAMES
 from .converters import (
     imagenet_to_backbone,
     is_reference_format,
@@ -22,6 +22,7 @@ from .converters import (
     reference_mbf_to_ours,
 )
 from .heads import BackboneModel, BNNeck
+from .outputs import LayoutBlock, MBFOutput, side_by_side
 from .recovery import RecoveryDecoder
 from .separator import ForegroundSeparator
 from .vit import VisionTransformerReID
@@ -29,28 +30,6 @@ from .vit import VisionTransformerReID
 log = logging.getLogger(__name__)
 
 _RECOVERY_PREFIXES = ("decoder.", "recovered_necks.")
-
-
-@dataclass
-class MBFOutput:
-    """Train-mode outputs. Lists run global first, then the K parts.
-
-    scores: ID logits; feats: BN features the triplet loss uses (parts divided by K);
-    patch_probs [B, K+1, fH, fW]; salient_idx int64 [B, T]; sepa_loss scalar;
-    patch_feats [B, P, D] (backbone patch tokens); recovered_patches [B, P, D] and
-    decoder_scores / decoder_feats (K each) only for the occluded call with recovery.
-    The global-only baseline fills scores/feats with one entry and leaves the rest None.
-    """
-
-    scores: list[torch.Tensor]
-    feats: list[torch.Tensor]
-    patch_probs: torch.Tensor | None = None
-    salient_idx: torch.Tensor | None = None
-    sepa_loss: torch.Tensor | None = None
-    patch_feats: torch.Tensor | None = None
-    recovered_patches: torch.Tensor | None = None
-    decoder_scores: list[torch.Tensor] | None = None
-    decoder_feats: list[torch.Tensor] | None = None
 
 
 class MBF(BackboneModel):
@@ -117,6 +96,14 @@ class MBF(BackboneModel):
     def descriptor_dim(self) -> int:
         return self.backbone.embed_dim * (1 + self.num_parts * (2 if self.recovery else 1))
 
+    def descriptor_layout(self) -> tuple[LayoutBlock, ...]:
+        """(name, start, stop, scale) of each block of the eval descriptor: the global feature,
+        the K parts divided by K, then (with recovery) the K recovered parts divided by K."""
+        k = self.num_parts
+        names = PART_NAMES[1:] if len(PART_NAMES) == k + 1 else tuple(f"part {i + 1}" for i in range(k))
+        branches = ("",) + (("recovered ",) if self.recovery else ())
+        parts = [(prefix + name, 1.0 / k) for prefix in branches for name in names]
+        return side_by_side(self.backbone.embed_dim, [("global", 1.0), *parts])
 
     # ------------------------------------------------------------------ forward
     def forward(self, img: torch.Tensor, label=None, cam_label=None, view_label=None, occluded: bool = False):

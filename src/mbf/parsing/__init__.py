@@ -11,14 +11,15 @@ from .mask_ops import drop_covered, erase_patches, keep_salient, patch_labels
 from .masks import FolderMasks, read_label_png
 from .parser import HumanParser, load_parser_weights
 from .postprocess import postprocess, postprocess_reference
-from .sources import MASK_SOURCES, PartLabels, build_mask_loader, build_part_labels, mask_dir
+from .sources import MASK_SOURCES, PartLabels, build_mask_dir, build_mask_loader, build_part_labels
 
 __all__ = [
     "BACKGROUND", "HEAD", "UPPER", "LOWER", "SHOES", "NUM_PARTS", "PART_NAMES",
     "HRNet", "HumanParser", "build_hrnet", "load_parser_weights",
     "postprocess", "postprocess_reference",
     "patch_labels", "erase_patches", "drop_covered", "keep_salient",
-    "MASK_SOURCES", "PartLabels", "build_part_labels", "build_mask_loader", "mask_dir", "read_label_png",
+    "MASK_SOURCES", "PartLabels", "build_part_labels", "build_mask_loader", "build_mask_dir",
+    "read_label_png",
     "FolderMasks",
     "ParseCache", "ParserSettings", "CacheMasks", "parse_images",
 ]

@@ -67,7 +67,8 @@ class ParserSettings:
                    tuple(float(v) for v in cfg.INPUT.PIXEL_STD))
 
 
-def default_cache_dir(cfg) -> Path:
+def build_cache_dir(cfg) -> Path:
+    """HUMAN_PARSING.CACHE_DIR, or OUTPUT_DIR/parse_cache when it is empty."""
     return Path(cfg.HUMAN_PARSING.CACHE_DIR or Path(cfg.OUTPUT_DIR or ".") / "parse_cache")
 
 
@@ -84,7 +85,7 @@ class ParseCache:
 
     @classmethod
     def from_config(cls, cfg) -> "ParseCache":
-        return cls(default_cache_dir(cfg), ParserSettings.from_config(cfg), cfg.DATASETS.ROOT_DIR,
+        return cls(build_cache_dir(cfg), ParserSettings.from_config(cfg), cfg.DATASETS.ROOT_DIR,
                    cfg.HUMAN_PARSING.MODEL_FILE)
 
     def path_for(self, image_path: str) -> Path:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError, ConfigError, InputError
-from ..state_dicts import key_differences, load_torch_file
+from ..state_dicts import fit_problems, load_torch_file
 from .hrnet import HRNet, build_hrnet
 from .postprocess import postprocess
 
@@ -75,19 +75,11 @@ def load_parser_weights(net: nn.Module, source) -> None:
     if not state:
         raise CheckpointError(f"parser checkpoint {where} holds no tensors")
     own = net.state_dict()
-    missing, unexpected, shapes = key_differences(own, state, lambda k: k.endswith(OPTIONAL_SUFFIX))
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in shapes]
-    if missing or unexpected or shapes:
-        details = []
-        if missing:
-            details.append(f"{len(missing)} missing keys ({_names(missing)})")
-        if unexpected:
-            details.append(f"{len(unexpected)} unexpected keys ({_names(unexpected)})")
-        if shapes:
-            details.append(f"{len(shapes)} shape mismatches, checkpoint vs model ({_names(shapes, 4)})")
+    problems = fit_problems(own, state, lambda k: k.endswith(OPTIONAL_SUFFIX), limit=8)
+    if problems:
         raise CheckpointError(
             f"parser checkpoint {where} does not fit the HRNet of HUMAN_PARSING.EXTRA / NUM_CLASSES: "
-            + "; ".join(details)
+            + "; ".join(problems)
         )
     net.load_state_dict({k: state[k] for k in own if k in state}, strict=False)
 

@@ -42,23 +42,26 @@ class PartLabels:
             raise ValueError("PartLabels needs exactly one of loader and make_parser")
 
 
-def mask_dir(cfg) -> Path:
+def build_mask_dir(cfg) -> Path:
     """HUMAN_PARSING.MASK_DIR as a path: absolute as given, relative under DATASETS.ROOT_DIR."""
     folder = Path(cfg.HUMAN_PARSING.MASK_DIR)
     return folder if folder.is_absolute() else Path(cfg.DATASETS.ROOT_DIR) / folder
 
 
+
+
 @MASK_SOURCES.register("hrnet")
-def online_hrnet(cfg) -> PartLabels:
+def build_online_hrnet(cfg) -> PartLabels:
     """The reference's way: the HRNet teacher parses every training batch."""
     return PartLabels(make_parser=lambda: HumanParser.from_config(cfg))
 
 
 @MASK_SOURCES.register("files")
-def label_files(cfg) -> PartLabels:
+def build_label_files(cfg) -> PartLabels:
+    """Label PNGs under HUMAN_PARSING.MASK_DIR (see :class:`~mbf.parsing.masks.FolderMasks`)."""
     if not cfg.HUMAN_PARSING.MASK_DIR:
         raise ConfigError("HUMAN_PARSING.SOURCE is 'files' but HUMAN_PARSING.MASK_DIR is empty")
-    folder = mask_dir(cfg)
+    folder = build_mask_dir(cfg)
     if not folder.is_dir():
         where = "" if Path(cfg.HUMAN_PARSING.MASK_DIR).is_absolute() else " (relative to DATASETS.ROOT_DIR)"
         raise DatasetError(f"HUMAN_PARSING.MASK_DIR not found: {folder}{where}")
@@ -66,7 +69,8 @@ def label_files(cfg) -> PartLabels:
 
 
 @MASK_SOURCES.register("cache")
-def parse_cache(cfg) -> PartLabels:
+def build_parse_cache(cfg) -> PartLabels:
+    """The parse cache of this parser (``mbf parse``), checked to exist."""
     return PartLabels(loader=ParseCache.from_config(cfg).loader())
 
 

@@ -60,7 +60,7 @@ def _onnx_backend(session) -> Backend:
 
 class Embedder:
     """A descriptor model plus its preprocessing. Build with :meth:`load`, :meth:`from_checkpoint`
-    or :meth:`from_onnx`."""
+    (:meth:`from_config` for a config already loaded) or :meth:`from_onnx`."""
 
     def __init__(self, backend: Backend, card: ModelCard, batch_size: int = 32, unknown_camera: int = 0,
                  source: str = ""):
@@ -86,21 +86,28 @@ class Embedder:
     def from_checkpoint(cls, config, weights: str | os.PathLike, opts: Sequence[str] = (), device=None,
                         batch_size: int | None = None, unknown_camera: int = 0,
                         threads: int | None = None) -> "Embedder":
-        """The model of ``config`` (a YAML path or a config node, plus ``opts`` overrides) with ``weights``.
+        """The model of ``config`` (a YAML path or a config node, plus ``opts`` overrides) with ``weights``;
+        the other arguments as :meth:`from_config`."""
+        return cls.from_config(_config(config, opts), weights, device, batch_size, unknown_camera, threads)
+
+    @classmethod
+    def from_config(cls, cfg, weights: str | os.PathLike, device=None, batch_size: int | None = None,
+                    unknown_camera: int = 0, threads: int | None = None) -> "Embedder":
+        """The model of ``cfg`` with ``weights``, on ``device`` (None: MODEL.DEVICE / DEVICE_ID), in
+        batches of ``batch_size`` (None: TEST.IMS_PER_BATCH).
 
         ``threads``: torch's CPU threads for this process (None: MODEL.CPU_THREADS, whose 0 means
         the CPUs this process may run on); 1 inside a tracker on a machine busy with other work.
         """
         from ..runtime import resolve_device, set_threads
 
-        cfg = _config(config, opts)
         set_threads(cfg.MODEL.CPU_THREADS if threads is None else threads)
         model = build_checkpoint_model(cfg, weights)
         if device is None:
             device = resolve_device(cfg.MODEL.DEVICE, cfg.MODEL.DEVICE_ID)
         device = torch.device(device)
         model = model.to(device).eval()
-        embedder = cls(_torch_backend(model, device), ModelCard.from_model(cfg, model),
+        embedder = cls(_torch_backend(model, device), ModelCard.from_config(cfg, model),
                        batch_size or int(cfg.TEST.IMS_PER_BATCH), unknown_camera, str(weights))
         embedder.model, embedder.device = model, device
         return embedder

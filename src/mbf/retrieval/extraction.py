@@ -30,6 +30,7 @@ from typing import Iterator
 import numpy as np
 from tqdm import tqdm
 
+from ..config import differences
 from ..distributed import DistInfo, barrier
 from ..errors import InputError
 from ..files import (FolderLock, atomic_write, is_temporary, make_folder, remove_stale_temporaries,
@@ -129,17 +130,6 @@ def list_hash(paths: list[str]) -> str:
     return hashlib.sha256("\n".join(paths).encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
-    out = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _differences(a, b, f"{prefix}{key}.")
-        elif a != b:
-            out.append(f"{prefix}{key}")
-    return out
-
-
 def _save_shard(path: Path, feats: np.ndarray) -> None:
     """One finished shard, written whole or not at all."""
     with atomic_write(path) as fh:
@@ -158,7 +148,7 @@ def prepare(layout: OutputLayout, manifest: dict, info: DistInfo) -> list[int]:
     manifest_file = work / MANIFEST
     if manifest_file.is_file():
         old = read_json_object(manifest_file, f"the manifest of an extraction (remove {work} to start over)")
-        differs = _differences(old, manifest)
+        differs = list(differences(old, manifest, missing_differs=True))
         if differs and done:
             raise InputError(
                 f"{work} holds {len(done)} finished shards of an extraction with other settings ({', '.join(differs)}); "

@@ -11,10 +11,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
+from ..config import switch
 from ..data.transforms import TEST_INTERPOLATION, eval_transform
 from ..errors import InputError
-from ..modeling import MBF
-from ..parts import PART_NAMES
 
 CARD_KEY = "mbf.card"  # ONNX metadata_props key of the JSON card
 CARD_VERSION = 1
@@ -30,7 +29,8 @@ class Preprocessing:
     interpolation: str = TEST_INTERPOLATION
 
     @classmethod
-    def from_cfg(cls, cfg) -> "Preprocessing":
+    def from_config(cls, cfg) -> "Preprocessing":
+        """INPUT.SIZE_TEST, INPUT.PIXEL_MEAN and INPUT.PIXEL_STD."""
         return cls(tuple(int(v) for v in cfg.INPUT.SIZE_TEST), tuple(float(v) for v in cfg.INPUT.PIXEL_MEAN),
                    tuple(float(v) for v in cfg.INPUT.PIXEL_STD))
 
@@ -43,7 +43,7 @@ class Preprocessing:
 
 
 @dataclass(frozen=True)
-class Block:
+class DescriptorBlock:
     """Dimensions [start, stop) of the descriptor hold ``name``, multiplied by ``scale``."""
 
     name: str
@@ -56,39 +56,37 @@ class Block:
 class ModelCard:
     preprocessing: Preprocessing
     dim: int
-    layout: tuple[Block, ...]
+    layout: tuple[DescriptorBlock, ...]
     feat_norm: bool  # L2-normalise the model's output before comparing (not done by the model itself)
     num_cameras: int  # > 0: the model takes a camera id per image (0-based)
     model: dict = field(default_factory=dict)  # architecture facts, for people reading the file
 
     # ------------------------------------------------------------------ building
     @classmethod
-    def from_model(cls, cfg, model) -> "ModelCard":
-        """The card of a built eval-mode model (:class:`~mbf.modeling.MBF` or the baseline) and its config."""
-        backbone = model.backbone
-        width = backbone.embed_dim
-        blocks = [Block("global", 0, width)]
-        if isinstance(model, MBF):
-            k = model.num_parts
-            names = list(PART_NAMES[1:1 + k]) if len(PART_NAMES) == k + 1 else [f"part {i + 1}" for i in range(k)]
-            branches = [""] + (["recovered "] if model.recovery else [])
-            for prefix in branches:
-                for name in names:
-                    start = blocks[-1].stop
-                    blocks.append(Block(prefix + name, start, start + width, 1.0 / k))
+    def for_model(cls, model, preprocessing: Preprocessing, feat_norm: bool, facts: dict | None = None) -> "ModelCard":
+        """The card of a built eval-mode model: its descriptor layout (``model.descriptor_layout()``)
+        and cameras, the ``preprocessing`` of its input and whether to L2-normalise its output."""
+        layout = tuple(DescriptorBlock(*block) for block in model.descriptor_layout())
         dim = int(model.descriptor_dim)
-        if blocks[-1].stop != dim:
-            raise AssertionError(f"descriptor layout covers {blocks[-1].stop} dims, the model gives {dim}")
+        if layout[-1].stop != dim:
+            raise AssertionError(f"descriptor layout covers {layout[-1].stop} dims, the model gives {dim}")
+        return cls(preprocessing, dim, layout, bool(feat_norm), int(model.backbone.num_cameras), dict(facts or {}))
+
+    @classmethod
+    def from_config(cls, cfg, model) -> "ModelCard":
+        """The card of ``model`` (built from ``cfg``): INPUT.* preprocessing, TEST.FEAT_NORM, and the
+        architecture facts for people reading the file."""
+        backbone = model.backbone
         facts = {
             "name": cfg.MODEL.NAME,
             "transformer_type": cfg.MODEL.TRANSFORMER_TYPE,
-            "embed_dim": width,
+            "embed_dim": backbone.embed_dim,
             "depth": backbone.depth,
             "stride": list(backbone.stride),
             "neck_feat": cfg.TEST.NECK_FEAT,
         }
-        return cls(Preprocessing.from_cfg(cfg), dim, tuple(blocks), str(cfg.TEST.FEAT_NORM).lower() == "yes",
-                   int(backbone.num_cameras), facts)
+        return cls.for_model(model, Preprocessing.from_config(cfg), switch(cfg.TEST.FEAT_NORM, "TEST.FEAT_NORM"),
+                             facts)
 
     # ------------------------------------------------------------------ JSON
     def to_json(self) -> str:
@@ -112,7 +110,8 @@ class ModelCard:
             return cls(
                 Preprocessing(tuple(pre["size"]), tuple(pre["mean"]), tuple(pre["std"]), pre["interpolation"]),
                 int(data["dim"]),
-                tuple(Block(b["name"], int(b["start"]), int(b["stop"]), float(b["scale"])) for b in data["layout"]),
+                tuple(DescriptorBlock(b["name"], int(b["start"]), int(b["stop"]), float(b["scale"]))
+                      for b in data["layout"]),
                 bool(data["feat_norm"]),
                 int(data["num_cameras"]),
                 dict(data.get("model", {})),
