@@ -59,8 +59,8 @@ def main(argv=None) -> int:
     from mbf.config import load_config
     from mbf.data import build_test_loader
     from mbf.synthetic import ANNOTATIONS_NAME, DATASET_DIR_NAME
-    from mbf.engine.datasets import load_dataset
-    from mbf.engine.inference import extract_features
+    from mbf.data.build import load_dataset
+    from mbf.engine.evaluation import extract_features
     from mbf.modeling import build_model
 
     cfg = load_config(args.config_file, args.opts)
@@ -106,7 +106,7 @@ def _fills_table(cfg, query, gallery, kinds, features) -> str:
     """R1 / mAP of the occluded queries as generated, with occluders painted as background, and left out."""
     from mbf.synthetic import (DATASET_DIR_NAME, GENERATOR_VERSION, MASK_DIR, SynthOptions, generate,
                                     read_manifest, regenerate_command)
-    from mbf.engine.datasets import load_dataset
+    from mbf.data.build import load_dataset
 
     dataset_dir = os.path.join(cfg.DATASETS.ROOT_DIR, DATASET_DIR_NAME)
     manifest = read_manifest(dataset_dir)

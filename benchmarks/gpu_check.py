@@ -37,12 +37,12 @@ from train_step import make_batch, time_steps  # noqa: E402  (the benchmark besi
 
 from mbf.config import load_config  # noqa: E402
 from mbf.synthetic import DATASET_DIR_NAME, ensure_dataset, generate  # noqa: E402
-from mbf.engine.inference import evaluate_model  # noqa: E402
+from mbf.data.build import load_dataset  # noqa: E402
 from mbf.engine.optim import build_optimizer  # noqa: E402
 from mbf.engine.precision import inference_precision  # noqa: E402
 from mbf.engine.run_folder import environment  # noqa: E402
 from mbf.modeling import MBFStep  # noqa: E402
-from mbf.engine.trainer import build_trainer  # noqa: E402
+from mbf.engine.build import build_evaluation, build_trainer  # noqa: E402
 from mbf.losses import build_criterion  # noqa: E402
 from mbf.modeling import build_model  # noqa: E402
 from mbf.parsing import HumanParser  # noqa: E402
@@ -96,6 +96,7 @@ class Check:
                           "s_per_step": (time.perf_counter() - start) / steps,
                           "final_loss": records[-1]["loss"], "finite": all(r["loss"] == r["loss"] for r in records),
                           "grad_scale": trainer.scaler.get_scale() if trainer.precision.needs_scaler else None}
+            trainer.close()  # its folder's lock: the run is not fitted, only stepped
             trained = trained or trainer
         return out, trained
 
@@ -104,9 +105,11 @@ class Check:
         if self.device.type == "cuda":
             settings.append(("float16", True, "float16"))
         model, out = trainer.model.eval(), {}
+        dataset = load_dataset(self.cfg(), verbose=False)
         for name, amp, dtype in settings:
             cfg = self.cfg("TEST.AMP", str(amp), "TEST.AMP_DTYPE", dtype)
-            result = evaluate_model(cfg, model, trainer.dataset, self.device)
+            result = build_evaluation(cfg, model, self.device, {cfg.DATASETS.NAMES: dataset}).evaluate_set(
+                model, cfg.DATASETS.NAMES)
             out[name] = {"rank1": float(result.cmc[0]), "mAP": float(result.mAP)}
         for name in out:
             out[name]["mAP_minus_float32_points"] = 100 * (out[name]["mAP"] - out["float32"]["mAP"])

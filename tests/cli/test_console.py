@@ -11,31 +11,10 @@ from pathlib import Path
 from mbf.cli import main
 from mbf.config import load_config
 
-from ..engine.conftest import small_synthetic_root, tiny_opts  # noqa: F401  (fixtures)
+from ..engine.conftest import Terminal, interrupt_in_epoch, small_synthetic_root, tiny_opts  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_CONFIG = str(REPO / "configs" / "Synthetic" / "mbf_tiny.yml")
-
-
-class Terminal:
-    """stdout and stderr of one terminal: what the user sees, carriage returns included."""
-
-    def __init__(self):
-        self.text = ""
-
-    def write(self, text):
-        self.text += text
-        return len(text)
-
-    def flush(self):
-        pass
-
-    def isatty(self):
-        return True
-
-    def visible_lines(self) -> list[str]:
-        """Each line as the terminal shows it: what follows its last carriage return."""
-        return [line.rsplit("\r", 1)[-1] for line in self.text.split("\n")]
 
 
 def terminal(monkeypatch) -> Terminal:
@@ -79,16 +58,7 @@ def test_log_lines_never_land_inside_the_progress_bar(tiny_opts, monkeypatch):
 
 
 def test_ctrl_c_says_which_epoch_is_saved_and_how_to_continue(tiny_opts, capsys, monkeypatch):
-    import mbf.engine.trainer as trainer_module
-
-    real = trainer_module.Trainer.train_epoch
-
-    def interrupted_in_epoch_two(self, epoch):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return real(self, epoch)
-
-    monkeypatch.setattr(trainer_module.Trainer, "train_epoch", interrupted_in_epoch_two)
+    interrupt_in_epoch(monkeypatch, 2)
     opts = tiny_opts(2, "stopped")
     assert main(["train", "--config_file", TINY_CONFIG, *opts]) == 130
     err = capsys.readouterr().err

@@ -55,3 +55,38 @@ def tiny_cfg(small_synthetic_root, tmp_path):
         return load_config(TINY_CONFIG, opts)
 
     return make
+
+
+class Terminal:
+    """A terminal's text as a stream (stdout and/or stderr): what the user sees, carriage returns included."""
+
+    def __init__(self):
+        self.text = ""
+
+    def write(self, text):
+        self.text += text
+        return len(text)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return True
+
+    def visible_lines(self) -> list[str]:
+        """Each line as the terminal shows it: what follows its last carriage return."""
+        return [line.rsplit("\r", 1)[-1] for line in self.text.split("\n")]
+
+
+def interrupt_in_epoch(monkeypatch, stop: int, raising: type[BaseException] = KeyboardInterrupt) -> None:
+    """Training raises ``raising`` when epoch ``stop`` begins (as Ctrl-C would), until monkeypatch.undo()."""
+    import mbf.engine.trainer as trainer_module
+
+    real = trainer_module.Trainer.train_epoch
+
+    def train_epoch(self, epoch):
+        if epoch == stop:
+            raise raising
+        return real(self, epoch)
+
+    monkeypatch.setattr(trainer_module.Trainer, "train_epoch", train_epoch)

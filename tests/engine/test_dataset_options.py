@@ -1,6 +1,6 @@
 """Config keys that reach the dataset readers: MSMT17_USE_VAL, CUSTOM_DIR, TEST_NAMES."""
 from mbf.config import get_cfg
-from mbf.engine.datasets import evaluation_set_names, load_dataset, load_test_set
+from mbf.data.build import evaluation_set_names, load_dataset, load_test_set
 
 from ..data import benchmark_trees as trees
 

@@ -6,7 +6,7 @@ import re
 import torch
 
 from mbf.config import load_config
-from mbf.engine.datasets import load_dataset
+from mbf.data.build import load_dataset
 from mbf.modeling import build_model
 
 from .conftest import TINY_CONFIG

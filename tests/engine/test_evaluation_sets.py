@@ -9,9 +9,7 @@ from torch import nn
 from mbf.cli import main
 from mbf.config import get_cfg, load_config
 from mbf.data import build_dataset
-from mbf.engine.evaluation_sets import evaluate_sets
-from mbf.engine.inference import evaluate_model
-from mbf.engine.trainer import build_trainer
+from mbf.engine.build import build_evaluation, build_trainer
 from mbf.errors import DatasetError
 from mbf.modeling import build_model
 
@@ -39,7 +37,9 @@ def test_partial_reid_query_and_gallery_cameras_let_every_match_count(tmp_path):
     trees.partial_reid(tmp_path, pids=(1, 2, 3), images=True)
     trees.market_train(tmp_path, images=True)
     dataset = build_dataset("partial_reid", str(tmp_path), verbose=False)
-    result = evaluate_model(small_cfg(tmp_path), MeanColour(), dataset, torch.device("cpu"))
+    cfg = small_cfg(tmp_path, "DATASETS.TEST_NAMES", ["partial_reid"])
+    result = build_evaluation(cfg, MeanColour(), torch.device("cpu"), {"partial_reid": dataset}).evaluate_set(
+        MeanColour(), "partial_reid")
     assert result.rank(1) == 1.0 and result.mAP == pytest.approx(1.0)
 
 
@@ -47,7 +47,7 @@ def test_evaluate_sets_returns_each_listed_set_in_order(tmp_path):
     trees.partial_reid(tmp_path, images=True)
     trees.partial_ilids(tmp_path, pids=(1, 2), images=True)
     cfg = small_cfg(tmp_path, "DATASETS.TEST_NAMES", ["partial_ilids", "partial_reid"])
-    results = evaluate_sets(cfg, MeanColour(), torch.device("cpu"))  # no market1501/: test sets only
+    results = build_evaluation(cfg, MeanColour(), torch.device("cpu")).evaluate(MeanColour())  # no market1501/
     assert list(results) == ["partial_ilids", "partial_reid"]
     assert len(results["partial_ilids"].q_paths) == 2 and len(results["partial_reid"].g_paths) == 6
 
@@ -110,7 +110,7 @@ def test_a_test_set_with_more_cameras_than_the_model_is_refused(tmp_path):
 
     cfg = small_cfg(tmp_path, "DATASETS.TEST_NAMES", ["partial_reid"])
     with pytest.raises(DatasetError, match=r"camera table \(MODEL.SIE_CAMERA\) has 1 cameras, but test set 'partial_reid' uses 2 \(camera ids up to 1\)"):
-        evaluate_sets(cfg, OneCamera(), torch.device("cpu"))
+        build_evaluation(cfg, OneCamera(), torch.device("cpu"))
 
 
 def test_training_ends_by_evaluating_every_listed_set(tiny_cfg, small_synthetic_root, tmp_path):

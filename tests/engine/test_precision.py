@@ -15,9 +15,10 @@ import pytest
 import torch
 
 from mbf.data import build_test_loader
-from mbf.engine.inference import evaluate_model, extract_features
+from mbf.data.build import load_dataset
+from mbf.engine.evaluation import extract_features
 from mbf.engine.precision import inference_precision, training_precision
-from mbf.engine.trainer import build_trainer
+from mbf.engine.build import build_evaluation, build_trainer
 from mbf.errors import ConfigError
 
 CPU = torch.device("cpu")
@@ -64,10 +65,12 @@ def test_training_steps_run_under_cpu_bfloat16_autocast(tiny_cfg, name):
 def test_bfloat16_evaluation_stays_close_to_float32(tiny_cfg, name):
     cfg = tiny_cfg(output=f"eval_{name}", extra=["MODEL.NAME", name])
     trainer = build_trainer(cfg)
+    trainer.close()
     model = trainer.model.eval()
-    loader = build_test_loader(cfg, list(trainer.dataset.query) + list(trainer.dataset.gallery))
+    dataset = load_dataset(cfg, verbose=False)
+    loader = build_test_loader(cfg, list(dataset.query) + list(dataset.gallery))
     f32 = extract_features(model, loader, CPU).feats
-    bf16 = extract_features(model, loader, CPU, amp=True, amp_dtype="bfloat16").feats
+    bf16 = extract_features(model, loader, CPU, inference_precision(True, "bfloat16", CPU)).feats
     assert bf16.dtype == torch.float32
     rel = ((bf16 - f32).norm() / f32.norm()).item()
     assert 0 < rel < DESCRIPTOR_RTOL  # > 0: autocast really ran in bfloat16
@@ -75,5 +78,5 @@ def test_bfloat16_evaluation_stays_close_to_float32(tiny_cfg, name):
     cfg.defrost()
     cfg.TEST.AMP = True
     cfg.freeze()
-    result = evaluate_model(cfg, model, trainer.dataset, CPU)
+    result = build_evaluation(cfg, model, CPU, {cfg.DATASETS.NAMES: dataset}).evaluate_set(model, cfg.DATASETS.NAMES)
     assert 0.0 <= result.mAP <= 1.0 and len(result.cmc) > 0

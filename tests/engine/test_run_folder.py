@@ -12,8 +12,9 @@ import yaml
 from mbf.cli import main
 from mbf.config import load_config
 from mbf.engine.checkpoint import atomic_save, load_file
-from mbf.engine.run_folder import RESUMABLE_KEYS, config_mapping, differences, flatten, open_run_folder
-from mbf.engine.trainer import build_trainer
+from mbf.config import config_mapping, differences, flatten
+from mbf.engine.run_folder import RESUMABLE_KEYS, open_run_folder
+from mbf.engine.build import build_trainer
 from mbf.errors import RunFolderError
 
 from .conftest import TINY_CONFIG
@@ -181,4 +182,4 @@ def test_only_bookkeeping_keys_may_change_on_resume():
 def test_resume_and_overwrite_together_are_refused(tmp_path):
     cfg = load_config(TINY_CONFIG, ["OUTPUT_DIR", str(tmp_path)])
     with pytest.raises(RunFolderError, match="exclude each other"):
-        open_run_folder(tmp_path, cfg, resume=True, overwrite=True)
+        open_run_folder(tmp_path, config_mapping(cfg), cfg.SOLVER.MAX_EPOCHS, resume=True, overwrite=True)

@@ -36,7 +36,7 @@ def test_a_container_cpu_quota_caps_the_cpus(tmp_path, monkeypatch, cpu_max, exp
 
 
 def test_a_run_records_the_threads_it_was_given(tiny_cfg):
-    from mbf.engine.trainer import build_trainer
+    from mbf.engine.build import build_trainer
 
     trainer = build_trainer(tiny_cfg(extra=["MODEL.CPU_THREADS", "1"]))
     trainer.close()

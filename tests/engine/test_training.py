@@ -12,7 +12,7 @@ import torch
 
 from mbf.engine.checkpoint import load_file
 from mbf.engine.hooks import Checkpoints
-from mbf.engine.trainer import build_trainer
+from mbf.engine.build import build_trainer
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_CONFIG = str(REPO / "configs" / "Synthetic" / "mbf_tiny.yml")
@@ -47,7 +47,7 @@ WORKER = textwrap.dedent(
     import os, sys, torch
     from mbf.config import load_config
     from mbf.engine.checkpoint import unwrap
-    from mbf.engine.trainer import build_trainer
+    from mbf.engine.build import build_trainer
 
     out, config, opts = sys.argv[1], sys.argv[2], sys.argv[3:]
     trainer = build_trainer(load_config(config, opts), config_file=config)

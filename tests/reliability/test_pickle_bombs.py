@@ -150,7 +150,7 @@ def test_synthetic_manifest_and_part_label_files(own_synthetic_root, tiny_opts, 
 
 def test_parse_cache_labels(small_synthetic_root, tiny_opts, capsys, bomb, tmp_path):
     from mbf.config import load_config
-    from mbf.engine.datasets import load_dataset
+    from mbf.data.build import load_dataset
     from mbf.parsing import ParseCache
 
     parser_file = tmp_path / "parser.pth"

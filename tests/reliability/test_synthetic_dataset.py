@@ -12,7 +12,7 @@ import pytest
 from mbf.cli import main
 from mbf.config import load_config
 from mbf import synthetic as syn
-from mbf.engine.datasets import SYNTHETIC, load_test_set
+from mbf.data.build import SYNTHETIC, load_test_set
 from mbf.errors import BusyError, DatasetError
 from mbf.files import LOCK_NAME, FolderLock, temporary_path
 

@@ -19,6 +19,7 @@ from mbf.engine import checkpoint
 from mbf.engine.checkpoint import load_file
 from mbf.files import FolderLock, is_temporary
 
+from ..engine.conftest import Terminal
 from .conftest import TINY_CONFIG
 
 REPO = Path(__file__).resolve().parents[2]
@@ -276,9 +277,9 @@ def test_low_free_space_for_the_whole_run_gives_one_warning(tiny_opts, capsys, m
         monkeypatch.setattr(run_folder, "free_bytes", lambda path: 4 * weights)  # one checkpoint, not three
         return real(folder, model, optimizer, weight_files)
 
-    monkeypatch.setattr("mbf.engine.trainer.check_free_space", measured)
+    monkeypatch.setattr("mbf.engine.build.check_free_space", measured)
     from mbf.config import load_config
-    from mbf.engine.trainer import build_trainer
+    from mbf.engine.build import build_trainer
 
     trainer = build_trainer(load_config(TINY_CONFIG, opts))
     trainer.close()
@@ -299,23 +300,6 @@ def test_test_weight_that_is_a_folder_or_an_onnx_file_is_named(tiny_opts, capsys
     assert code == 2 and "ONNX export" in line and "weights_only" not in line and "trust" not in line
 
 
-class TerminalErr:
-    """stderr as a terminal: progress bars draw on it."""
-
-    def __init__(self):
-        self.text = ""
-
-    def write(self, text):
-        self.text += text
-        return len(text)
-
-    def flush(self):
-        pass
-
-    def isatty(self):
-        return True
-
-
 def test_an_error_during_an_epoch_is_printed_on_its_own_line(own_synthetic_root, tiny_opts, monkeypatch, tmp_path):
     from mbf.synthetic import DATASET_DIR_NAME
 
@@ -332,7 +316,7 @@ def test_an_error_during_an_epoch_is_printed_on_its_own_line(own_synthetic_root,
         return real(self, epoch)
 
     monkeypatch.setattr(trainer_module.Trainer, "train_epoch", damage_then_train)
-    err = TerminalErr()
+    err = Terminal()
     monkeypatch.setattr(sys, "stderr", err)
     code = main(train(opts))
     assert code == 2

@@ -15,7 +15,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     # deferred (see mbf.cli): `mbf --help` imports every subcommand module, not torch
     from ..config import load_config
-    from ..engine.evaluate import run_test
+    from ..engine.build import run_test
     from ..runtime import FILE_ONLY, setup_logging
 
     logger = setup_logging(True)  # first, so that config warnings reach the log file too

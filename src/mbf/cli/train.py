@@ -26,7 +26,7 @@ def run(args) -> int:
     # deferred (see mbf.cli): `mbf --help` imports every subcommand module, not torch
     from ..config import load_config
     from ..runtime import FILE_ONLY, attach_log_file, setup_logging
-    from ..engine.trainer import build_trainer
+    from ..engine.build import build_trainer
 
     main_process = int(os.environ.get("RANK", "0")) == 0
     logger = setup_logging(main_process)  # first, so that config warnings reach the log file too

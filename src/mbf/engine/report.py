@@ -9,7 +9,7 @@ import torch
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ..data import build_test_transform, read_image  # noqa: E402
+from ..data import read_image  # noqa: E402
 from ..evaluation import plot_part_masks, plot_retrieval  # noqa: E402
 from ..evaluation.plots import save_figure  # noqa: E402
 
@@ -49,18 +49,19 @@ def write_retrieval_picture(path: str | Path, result, num_queries: int = 6) -> P
                           result.q_camids, result.g_camids, num_queries=num_queries, topk=10)
 
 
-def write_part_masks_picture(path: str | Path, cfg, model, items: list, device, count: int = 8) -> Path | None:
-    """The model's part predictions on a few images; None for models without parts."""
+def write_part_masks_picture(path: str | Path, model, items: list, transform, mean, std, device,
+                             count: int = 8) -> Path | None:
+    """The model's part predictions on a few images (``transform``: the test transform, whose
+    normalisation ``mean``/``std`` is undone for display); None for models without parts."""
     if not hasattr(model, "part_probabilities") or not items:
         return None
     items = items[:count]
-    transform = build_test_transform(cfg)
     img = torch.stack([transform(read_image(item.path)) for item in items]).to(device)
     cams = torch.tensor([item.camid for item in items], device=device)
     was_training = model.training
     model.eval()
     labels = model.part_probabilities(img, cam_label=cams).argmax(dim=1)
     model.train(was_training)
-    mean = torch.tensor(cfg.INPUT.PIXEL_MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(cfg.INPUT.PIXEL_STD, device=device).view(1, 3, 1, 1)
+    mean = torch.tensor(mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(std, device=device).view(1, 3, 1, 1)
     return plot_part_masks(path, img * std + mean, labels, titles=[f"id {item.pid}" for item in items])

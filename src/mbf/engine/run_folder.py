@@ -17,6 +17,7 @@ Every run writes, beside its outputs:
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
 import json
 import logging
 import os
@@ -34,9 +35,10 @@ from typing import Any
 import torch
 import yaml
 
-from ..errors import CheckpointError, OutputError, RunFolderError, UnsafeCheckpointError
+from ..config import differences, flatten
+from ..errors import BusyError, CheckpointError, OutputError, RunFolderError, UnsafeCheckpointError
 from ..runtime import available_cpus
-from ..files import format_bytes, free_bytes, remove_stale_temporaries, write_json, write_text
+from ..files import FolderLock, format_bytes, free_bytes, remove_stale_temporaries, write_json, write_text
 from .checkpoint import load_file
 
 log = logging.getLogger("mbf.train")
@@ -78,23 +80,6 @@ def run_markers(folder: Path) -> list[str]:
                   if p.is_file() and (p.name in (LAST, RESULTS) or CHECKPOINT.match(p.name)))
 
 
-def flatten(mapping: dict, prefix: str = "") -> dict[str, Any]:
-    """``{"A": {"B": 1}}`` -> ``{"A.B": 1}``; tuples become lists so YAML round trips compare equal."""
-    flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, name + "."))
-        else:
-            flat[name] = list(value) if isinstance(value, tuple) else value
-    return flat
-
-
-def config_mapping(cfg) -> dict[str, Any]:
-    """A yacs config as the flat mapping its dump reads back to."""
-    return flatten(yaml.safe_load(cfg.dump()))
-
-
 def _mapping(text) -> dict:
     """The YAML mapping of a config text stored in last.pth ({} when there is none)."""
     try:
@@ -102,12 +87,6 @@ def _mapping(text) -> dict:
     except yaml.YAMLError:
         mapping = None
     return mapping if isinstance(mapping, dict) else {}
-
-
-def differences(saved: dict[str, Any], current: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """Keys whose value differs, ``{key: (saved, current)}``. A key only one side knows (a
-    config of another version of this package) is not a difference."""
-    return {k: (saved[k], current[k]) for k in sorted(saved.keys() & current.keys()) if saved[k] != current[k]}
 
 
 def _describe(diff: dict[str, tuple[Any, Any]]) -> str:
@@ -170,8 +149,12 @@ class RunStart:
         return int(self.state["epoch"]) + 1 if self.state else 1
 
 
-def open_run_folder(folder: str | os.PathLike, cfg, resume: bool = False, overwrite: bool = False) -> RunStart:
+def open_run_folder(folder: str | os.PathLike, config: dict[str, Any], max_epochs: int, resume: bool = False,
+                    overwrite: bool = False) -> RunStart:
     """Decide whether this run may use ``folder``; read nothing else and write nothing.
+
+    ``config``: the run's flat configuration (:func:`mbf.config.config_mapping`), compared with
+    the saved run's; ``max_epochs``: the run's last epoch (a resume may not start beyond it).
 
     Raises :class:`RunFolderError` when the folder holds another run (no ``--resume``, no
     ``--overwrite``), when ``--resume`` finds no ``last.pth`` but another run's files, or when a
@@ -186,7 +169,7 @@ def open_run_folder(folder: str | os.PathLike, cfg, resume: bool = False, overwr
         if (folder / LAST).is_file():
             state = load_last(folder / LAST)
             saved = flatten(_mapping(state.get("config")))
-            diff = differences(saved, config_mapping(cfg))
+            diff = differences(saved, config)
             blocking = {k: v for k, v in diff.items() if k not in RESUMABLE_KEYS}
             if blocking:
                 raise RunFolderError(
@@ -194,7 +177,7 @@ def open_run_folder(folder: str | os.PathLike, cfg, resume: bool = False, overwr
                     f"the model, the data or the optimisation:\n{_describe(blocking)}\n"
                     "  resume with the saved values, or set another OUTPUT_DIR to start a new run"
                 )
-            epochs = int(cfg.SOLVER.MAX_EPOCHS)
+            epochs = int(max_epochs)
             if int(state["epoch"]) > epochs:
                 raise RunFolderError(
                     f"cannot resume the run in {folder}: its {LAST} is at epoch {int(state['epoch'])}, beyond "
@@ -212,7 +195,7 @@ def open_run_folder(folder: str | os.PathLike, cfg, resume: bool = False, overwr
         if saved is None:
             keys = "  its config cannot be read (no readable config.yaml or last.pth)"
         else:
-            diff = differences(saved, config_mapping(cfg))
+            diff = differences(saved, config)
             keys = (f"  keys that differ from that run:\n{_describe(diff)}" if diff
                     else "  it was started with the same config")
         raise RunFolderError(
@@ -325,11 +308,11 @@ def environment(device: torch.device, precision=None, world_size: int = 1) -> di
     }
 
 
-def write_run_records(folder: str | os.PathLike, cfg, env: dict[str, Any], config_file: str = "",
+def write_run_records(folder: str | os.PathLike, config_text: str, env: dict[str, Any], config_file: str = "",
                       start: RunStart | None = None) -> None:
     """``config.yaml``, ``run.json`` (one more invocation) and ``environment.json`` in ``folder``."""
     folder = Path(folder)
-    write_text(folder / CONFIG, cfg.dump())
+    write_text(folder / CONFIG, config_text)
     revision = git_revision()
     invocation = {
         "command": shlex.join(getattr(sys, "orig_argv", sys.argv)),
@@ -353,3 +336,22 @@ def write_run_records(folder: str | os.PathLike, cfg, env: dict[str, Any], confi
     record.setdefault("invocations", []).append(invocation)
     write_json(folder / RUN, record)
     write_json(folder / ENVIRONMENT, env)
+
+
+TEST_FOLDER = "test"
+
+
+def claim_test_folder(output_dir: str | Path, weights: str | Path) -> tuple[Path, FolderLock]:
+    """``OUTPUT_DIR/test/<weights stem>``, or ``..._2``, ``..._3`` when that one holds results or
+    another evaluation is writing into it; returned with its lock held."""
+    base = Path(output_dir or ".") / TEST_FOLDER
+    stem = Path(weights).stem
+    for n in itertools.count(1):
+        folder = base / (stem if n == 1 else f"{stem}_{n}")
+        if (folder / RESULTS).exists():
+            continue
+        try:
+            return folder, FolderLock.for_folder(folder, f"test folder {folder}").acquire()
+        except BusyError:
+            continue
+    raise AssertionError("unreachable")  # pragma: no cover - itertools.count never ends

@@ -1,11 +1,9 @@
-"""The training loop and the one function that builds it from the config.
+"""The training loop: epochs of a training step over a loader, with hooks around it.
 
 :class:`Trainer` runs epochs of a training step over a loader with an optimiser, a numeric
-precision and hooks (:mod:`mbf.engine.hooks`: seeding, LR schedule, evaluation, checkpoints,
-TensorBoard, results and pictures); it reads no config. :func:`build_trainer` is the only
-engine code that reads the config: it checks the run folder, builds the data, the part-label
-source, the model and its step (by ``MODEL.NAME``), the criterion, the optimiser, and hands
-each hook its settings.
+precision and hooks (:mod:`mbf.engine.hooks`: seeding, LR schedule, gradient clipping, weight
+averaging, evaluation, checkpoints, TensorBoard, results and pictures); it reads no config.
+:func:`mbf.engine.build.build_trainer` builds it from one.
 
 Randomness is re-derived from ``SOLVER.SEED`` and the epoch number at the start of every
 epoch (sampler order, augmentation generator, dropout, data-loader workers), so a run resumed
@@ -14,9 +12,7 @@ ends.
 """
 from __future__ import annotations
 
-import functools
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,25 +21,13 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..config import check_training
-from ..data import build_train_loader
+from ..distributed import DistInfo, barrier
 from ..errors import TrainingError
-from ..files import FolderLock, check_writable, removing_new_folders
-from ..losses import build_criterion
-from ..modeling import architecture, build_model, build_step
-from ..parsing import build_part_labels
+from ..files import FolderLock
 from .checkpoint import unwrap
-from .datasets import load_dataset
-from ..distributed import DistInfo, barrier, init_distributed
-from .evaluation_sets import evaluate_sets, load_evaluation_sets, per_set_entries
-from .hooks import Checkpoints, EpochSeed, FinalEvaluation, Hook, LRSchedule, PeriodicEvaluation, TensorBoard
-from .inference import evaluate_model
-from .optim import build_optimizer, build_scheduler
-from .precision import Precision, training_precision
-from .report import write_part_masks_picture
-from .run_folder import (LAST, RunStart, check_free_space, clear_run, environment, open_run_folder,
-                         remove_run_temporaries, write_run_records)
-from ..runtime import resolve_device, seed_everything, set_threads
+from .hooks import FinalEvaluation, Hook
+from .precision import Precision
+from .run_folder import LAST
 
 log = logging.getLogger("mbf.train")
 
@@ -92,7 +76,9 @@ class Trainer:
         self.start_epoch = 1
         self.history: list[dict] = []
         self.generator: torch.Generator | None = None  # set per epoch by the seeding hook
-        self.result = None
+        self.result = None  # the first test set's result after fit (main process)
+        self.results: dict = {}  # every test set's, by name (set by FinalEvaluation)
+        self.other_results: dict = {}  # other weights' (e.g. the EMA's), by name, then by set
         self.lock: FolderLock | None = None  # the run folder's, held from build_trainer to the end of fit
 
     # ------------------------------------------------------------------ state
@@ -105,7 +91,13 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "history": self.history,
             "config": self.config_text,
+            **({"hooks": hooks} if (hooks := self._hook_states()) else {}),
         }
+
+    def _hook_states(self) -> dict:
+        """``{hook position and class: state}`` of the hooks that have state (see Hook.state_dict)."""
+        return {f"{i}:{type(h).__name__}": state for i, h in enumerate(self.hooks)
+                if (state := h.state_dict()) is not None}
 
     def load_state(self, state: dict) -> None:
         """Weights, optimiser, loss scaler and history from last.pth. The LR schedule is not
@@ -116,8 +108,15 @@ class Trainer:
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.history = list(state.get("history", []))
+        saved = state.get("hooks", {})
+        for key, hook_state in self._hook_keys().items():
+            if key in saved:
+                hook_state.load_state_dict(saved[key])
         self.start_epoch = int(state["epoch"]) + 1
         log.info("resumed from %s: continuing at epoch %d", self.output_dir / LAST, self.start_epoch)
+
+    def _hook_keys(self) -> dict:
+        return {f"{i}:{type(h).__name__}": h for i, h in enumerate(self.hooks)}
 
     def hook(self, kind: type) -> Hook | None:
         """The first hook of type ``kind``."""
@@ -142,6 +141,8 @@ class Trainer:
         lr = self.optimizer.param_groups[0]["lr"]
         for it, batch in enumerate(bar, start=1):
             batch = self._to_device(batch)
+            for hook in self.hooks:
+                hook.before_step(self, batch)
             self.optimizer.zero_grad(set_to_none=True)
             with self.precision.autocast():
                 out = self.step(batch, self.generator)
@@ -152,8 +153,12 @@ class Trainer:
                     f"({terms}); the last good checkpoint is {self.output_dir / LAST}"
                 )
             self.scaler.scale(out.loss).backward()
+            for hook in self.hooks:
+                hook.before_update(self, out)
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            for hook in self.hooks:
+                hook.after_step(self, out)
 
             n = batch["img"].shape[0]
             loss_meter.update(float(out.loss.detach()), n)
@@ -196,108 +201,10 @@ class Trainer:
                 hook.after_train(self)
         finally:
             self.close()
-        final = self.hook(FinalEvaluation)
-        self.result = final.result if final is not None else None
+        self.result = next(iter(self.results.values()), None) if self.hook(FinalEvaluation) else None
         return self.result
 
     def close(self) -> None:
         """Release the run folder (another process may then start or resume a run in it)."""
         if self.lock is not None:
             self.lock.release()
-
-
-# ---------------------------------------------------------------------------------- build
-def build_trainer(cfg, config_file: str = "", resume: bool = False, overwrite: bool = False) -> Trainer:
-    """The run the config describes, in OUTPUT_DIR.
-
-    ``resume`` continues the run saved there (its config must match, see
-    :mod:`mbf.engine.run_folder`); ``overwrite`` replaces a run found there. Without either, a
-    folder that holds another run is refused before anything is built or written.
-    """
-    check_training(cfg)
-    output_dir = Path(cfg.OUTPUT_DIR or ".")
-    main_process = int(os.environ.get("RANK", "0")) == 0
-    lock = None
-    with removing_new_folders(output_dir):  # a refused or failed start leaves no empty folders
-        try:
-            if main_process:
-                check_writable(output_dir, "OUTPUT_DIR")
-                lock = FolderLock.for_folder(output_dir, f"OUTPUT_DIR {output_dir}",
-                                             "wait for that run to end, or set another OUTPUT_DIR").acquire()
-            trainer = _build(cfg, output_dir, config_file, resume, overwrite)
-        except BaseException:
-            if lock is not None:
-                lock.release()
-            raise
-    trainer.lock = lock
-    return trainer
-
-
-def _build(cfg, output_dir: Path, config_file: str, resume: bool, overwrite: bool) -> Trainer:
-    start = open_run_folder(output_dir, cfg, resume=resume or cfg.SOLVER.RESUME, overwrite=overwrite)
-    distributed = cfg.MODEL.DIST_TRAIN or int(os.environ.get("WORLD_SIZE", "1")) > 1
-    dist = init_distributed(cfg.MODEL.DEVICE, single=cfg.MODEL.DIST_TRAIN) if distributed else DistInfo()
-    device = resolve_device(cfg.MODEL.DEVICE, cfg.MODEL.DEVICE_ID, dist.local_rank if dist.enabled else None)
-    log.info("torch uses %d CPU threads (MODEL.CPU_THREADS %d)", set_threads(cfg.MODEL.CPU_THREADS),
-             cfg.MODEL.CPU_THREADS)
-    seed_everything(cfg.SOLVER.SEED)
-
-    arch = architecture(cfg)
-    dataset = load_dataset(cfg, verbose=dist.is_main, dist=dist)
-    # the global baseline never looks at part labels: do not read or check them
-    labels = build_part_labels(cfg) if arch.part_labels else None
-    loader = build_train_loader(cfg, dataset, mask_loader=labels.loader if labels else None,
-                                rank=dist.rank, world_size=dist.world_size)
-    num_classes = dataset.num_train_pids
-    # a resumed run takes every weight from last.pth: no ImageNet file is needed then
-    model = build_model(cfg, num_classes, dataset.num_train_cams, dataset.num_train_vids,
-                        pretrained=start.state is None).to(device)
-    # the final evaluation's sets (DATASETS.TEST_NAMES), built now so that a missing one fails before training
-    test_sets = load_evaluation_sets(cfg, model, {cfg.DATASETS.NAMES: dataset}) if dist.is_main else {}
-    parser = labels.make_parser().to(device) if labels and labels.make_parser else None
-    step = build_step(cfg, model, build_criterion(cfg, num_classes), parser)
-    if dist.enabled:
-        step = nn.parallel.DistributedDataParallel(step, device_ids=[device.index] if device.type == "cuda" else None)
-    optimizer = build_optimizer(cfg, model)
-    precision = training_precision(cfg.SOLVER.AMP, cfg.SOLVER.AMP_DTYPE, device)
-
-    s, max_epochs = cfg.SOLVER, cfg.SOLVER.MAX_EPOCHS
-    periodic = PeriodicEvaluation(functools.partial(evaluate_model, cfg, dataset=dataset, device=device),
-                                  s.EVAL_PERIOD, max_epochs, dist)
-    checkpoints = Checkpoints(output_dir, cfg.MODEL.NAME, s.CHECKPOINT_PERIOD, max_epochs, dist)
-    hooks: list[Hook] = [EpochSeed(s.SEED, device, dist.rank), LRSchedule(build_scheduler(cfg, optimizer)),
-                         periodic, checkpoints]
-    if dist.is_main:
-        # draws nothing for a model without parts (the global baseline)
-        part_pictures = functools.partial(write_part_masks_picture, output_dir / "part_masks.png", cfg,
-                                          items=dataset.query, device=device)
-        hooks += [TensorBoard(output_dir / "tensorboard"), FinalEvaluation(
-            functools.partial(evaluate_sets, cfg, device=device, datasets=test_sets), periodic, checkpoints,
-            output_dir, config_file, max_epochs, dist, cfg.DATASETS.NAMES,
-            pictures=bool(cfg.TEST.VISUALIZE or cfg.DATASETS.NAMES == "synthetic_occ"),
-            part_pictures=part_pictures, per_set_entries=per_set_entries)]
-    if dist.is_main:
-        check_free_space(output_dir, model, optimizer, checkpoints.count(start.start_epoch))
-    trainer = Trainer(step, model, loader, optimizer, precision, device, max_epochs, hooks, dist=dist,
-                      log_period=s.LOG_PERIOD, output_dir=output_dir, config_text=cfg.dump())
-    trainer.dataset = dataset  # for callers (tests, benchmarks); the loop does not use it
-    if start.state is not None:
-        trainer.load_state(start.state)
-    if dist.is_main:
-        _write_records(cfg, config_file, trainer, start, overwrite)
-    return trainer
-
-
-def _write_records(cfg, config_file: str, trainer: Trainer, start: RunStart, overwrite: bool) -> None:
-    stale = remove_run_temporaries(trainer.output_dir)
-    if stale:
-        log.info("removed %d temporary files of an interrupted run from %s", len(stale), trainer.output_dir)
-    if overwrite:
-        removed = clear_run(trainer.output_dir)
-        if removed:
-            log.warning("--overwrite: removed the previous run's %s from %s", ", ".join(removed), trainer.output_dir)
-    env = environment(trainer.device, trainer.precision, trainer.dist.world_size)
-    write_run_records(trainer.output_dir, cfg, env, config_file, start)
-    log.info("training precision: %s", trainer.precision.describe())
-    for key, (old, new) in start.changed.items():
-        log.info("resuming with %s changed: %r -> %r", key, old, new)
