@@ -1,13 +1,13 @@
 """MBF: mask-guided background augmentation and foreground extraction for occluded re-ID."""
 
-from .errors import (CheckpointError, ConfigError, DatasetError, ExportError, InputError, MBFError, RunFolderError,
-                     TrainingError)
+from .errors import (BusyError, CheckpointError, ConfigError, DatasetError, ExportError, InputError, MBFError,
+                     OutputError, RunFolderError, TrainingError, UnsafeCheckpointError)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "MBFError", "ConfigError", "DatasetError", "CheckpointError", "InputError", "RunFolderError", "TrainingError",
-    "ExportError", "Embedder", "__version__",
+    "MBFError", "ConfigError", "DatasetError", "CheckpointError", "UnsafeCheckpointError", "InputError", "RunFolderError",
+    "TrainingError", "ExportError", "OutputError", "BusyError", "Embedder", "__version__",
 ]
 
 
