@@ -1,4 +1,6 @@
-"""Inference throughput of the MBF test descriptor (ViT-B, 256x128, stride 16 and 11).
+"""Inference throughput of the MBF test descriptor (ViT-B, 256x128, stride 16 and 11; with
+--families, one row per backbone family at 256x128: ImageNet ViT-B/16, CLIP ViT-B/16, DINOv2
+ViT-B/14 (stride 12: 14-pixel patches side by side do not tile 256 x 128), LUPerson ViT-B/16+ICS).
 
 Reports images/s in float32 and, on CUDA, under bf16/fp16 autocast; the model's FLOPs per
 image (torch.utils.flop_counter) and an estimate for the reference's structure (K full
@@ -9,6 +11,7 @@ speed ratio of the fused attention kernel against explicit softmax(QK^T)V attent
     python benchmarks/inference.py                       # batch 64, both strides
     python benchmarks/inference.py --batch 8 --iters 2   # quick CPU run
     python benchmarks/inference.py --device cuda --json gpu.json
+    python benchmarks/inference.py --families --batch 8 --iters 2 --no-explicit   # the family rows
 """
 from __future__ import annotations
 
@@ -24,20 +27,29 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from mbf.config import get_cfg
-from mbf.modeling import build_model
+from mbf.modeling import build_backbone, build_model
 from mbf.modeling.vit import Attention
 
 DTYPES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
+BUILTIN = "vit_base_patch16_224_MBF"
+# --families: (MODEL.TRANSFORMER_TYPE, stride) of each family's row at 256 x 128
+FAMILY_ROWS = [(BUILTIN, 16), ("vit_base_patch16_clip_quickgelu", 16), ("vit_base_patch14_dinov2", 12),
+               ("vit_base_patch16_ics_luperson", 16)]
 
 
-def make_model(stride: int, size=(256, 128), num_classes=702, cameras=8):
+def make_model(stride: int, size=(256, 128), num_classes=702, cameras=8, kind: str = BUILTIN):
     cfg = get_cfg()
     cfg.merge_from_list([
-        "MODEL.NAME", "transformer", "MODEL.TRANSFORMER_TYPE", "vit_base_patch16_224_MBF",
+        "MODEL.NAME", "transformer", "MODEL.TRANSFORMER_TYPE", kind,
         "MODEL.PRETRAIN_CHOICE", "none", "MODEL.STRIDE_SIZE", [stride, stride],
         "MODEL.SIE_CAMERA", True, "MODEL.EFFECTIVE_RADIO", 0.4, "MODEL.NUM_DECODER_LAYER", 3,
         "INPUT.SIZE_TRAIN", list(size), "INPUT.SIZE_TEST", list(size),
     ])
+    probe = cfg.clone()  # the family's own input normalisation (a tiny build), so no mean/std warning
+    probe.merge_from_list(["MODEL.VIT_EMBED_DIM", 32, "MODEL.VIT_DEPTH", 2, "MODEL.VIT_NUM_HEADS", 2])
+    backbone = build_backbone(probe, cameras, 1)
+    if backbone.pixel_mean is not None:
+        cfg.merge_from_list(["INPUT.PIXEL_MEAN", list(backbone.pixel_mean), "INPUT.PIXEL_STD", list(backbone.pixel_std)])
     return build_model(cfg, num_classes, cameras, 1).eval()
 
 
@@ -134,6 +146,8 @@ def main(argv=None) -> int:
     p.add_argument("--iters", type=int, default=5, help="timed forwards per setting (median reported)")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--strides", type=int, nargs="+", default=[16, 11])
+    p.add_argument("--families", action="store_true",
+                   help="one row per backbone family at 256x128 (FAMILY_ROWS) instead of the ViT-B strides")
     p.add_argument("--dtypes", nargs="+", default=None, choices=list(DTYPES),
                    help="default: float32 on the CPU; float32 bfloat16 float16 on CUDA")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
@@ -157,14 +171,17 @@ def main(argv=None) -> int:
             result[f"matmul_{name}_gflops"] = matmul_gflops(device, DTYPES[name])
             print(f"{name} matmul: {result[f'matmul_{name}_gflops']:.1f} GFLOP/s")
 
-    for stride in args.strides:
+    rows = FAMILY_ROWS if args.families else [(BUILTIN, stride) for stride in args.strides]
+    for kind, stride in rows:
         torch.manual_seed(0)
-        model = make_model(stride)
+        model = make_model(stride, kind=kind)
         flops = model_flops(model)
         model.to(device)
-        entry = {"stride": stride, "grid": list(model.grid_size), "descriptor_dim": model.descriptor_dim, **flops}
-        print(f"\nstride {stride}: grid {model.grid_size[0]}x{model.grid_size[1]}, descriptor {model.descriptor_dim}, "
-              f"{flops['ours_gflop']:.1f} GFLOP/image (reference structure ~{flops['reference_structure_gflop']:.1f})")
+        entry = {"transformer_type": kind, "stride": stride, "grid": list(model.grid_size),
+                 "descriptor_dim": model.descriptor_dim, **flops}
+        print(f"\n{kind} stride {stride}: grid {model.grid_size[0]}x{model.grid_size[1]}, descriptor "
+              f"{model.descriptor_dim}, {flops['ours_gflop']:.1f} GFLOP/image "
+              f"(reference structure ~{flops['reference_structure_gflop']:.1f})")
         for name in dtypes:
             runner = Runner(model, device, args.batch, DTYPES[name])
             for _ in range(args.warmup):

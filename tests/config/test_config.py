@@ -8,7 +8,7 @@ from mbf.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 SEED_DIRS = ("OCC_Duke", "OCC_reid", "Market", "DukeMTMC")
-SEED_CONFIGS = sorted(p for d in SEED_DIRS for p in (REPO / "configs" / d).glob("mbf*.yml"))
+SEED_CONFIGS = sorted(REPO / "configs" / d / f for d in SEED_DIRS for f in ("mbf.yml", "mbf_stride.yml"))
 
 
 def test_get_cfg_returns_independent_copies():

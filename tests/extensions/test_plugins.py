@@ -1,18 +1,23 @@
 """A backbone, an online mask source and a loss term registered from this file alone (no edit
 of src/), each training a few steps of a tiny run: the three extension points of
-docs/ARCHITECTURE.md."""
+docs/ARCHITECTURE.md. The backbones include ones that are not the built-in ViT
+(``outside_backbones``: a timm ViT behind the backbone contract, and a CNN)."""
 from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from torch import nn
 
 from mbf.engine.build import build_trainer
+from mbf.errors import ConfigError
 from mbf.losses import LOSS_TERMS
 from mbf.modeling import BACKBONES, VisionTransformerReID
 from mbf.parsing import MASK_SOURCES, PartLabels
 from mbf.parts import BACKGROUND, UPPER
+
+from .outside_backbones import CNN, TIMM_VIT, TimmViTBackbone
 
 
 # ------------------------------------------------------------------ a backbone family
@@ -45,6 +50,21 @@ def test_a_backbone_registered_outside_the_package_trains(tiny_cfg):
     record = trainer.train_epoch(1)
     assert math.isfinite(record["loss"])
     assert not torch.equal(before, backbone.colour.weight)  # the new part learned
+
+
+def test_a_backbone_that_is_not_the_builtin_vit_trains_mbf_through_the_trainer(tiny_cfg):
+    trainer = build_trainer(tiny_cfg(extra=["MODEL.TRANSFORMER_TYPE", TIMM_VIT], output="timm_vit"))
+    backbone = trainer.model.backbone
+    assert isinstance(backbone, TimmViTBackbone) and not isinstance(backbone, VisionTransformerReID)
+    before = backbone.vit.blocks[0].attn.qkv.weight.detach().clone()
+    record = trainer.train_epoch(1)
+    assert math.isfinite(record["loss"])
+    assert not torch.equal(before, backbone.vit.blocks[0].attn.qkv.weight)
+
+
+def test_a_cnn_registered_outside_is_one_config_error_under_mbf_naming_what_it_lacks(tiny_cfg):
+    with pytest.raises(ConfigError, match=f"MODEL.TRANSFORMER_TYPE '{CNN}'.*patch_tokens.*salient_patches.*part_block"):
+        build_trainer(tiny_cfg(extra=["MODEL.TRANSFORMER_TYPE", CNN, "MODEL.SIE_CAMERA", "False"], output="cnn"))
 
 
 # ------------------------------------------------------------------ an online mask source

@@ -2,25 +2,20 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
 
-from .converters import (
-    imagenet_to_backbone,
-    is_reference_format,
-    load_strict,
-    read_state_dict,
-    reference_transreid_to_ours,
-)
+from .converters import reference_transreid_to_ours
 from .heads import BackboneModel, BNNeck
 from .outputs import MBFOutput
-from .vit import VisionTransformerReID
 
 
 class TransReIDBaseline(BackboneModel):
     """Train mode -> MBFOutput(scores=[logits], feats=[CLS feature before BN]);
     eval mode -> the CLS feature after ('after') or before ('before') the BNNeck [B, D], the
-    single "global" block of :meth:`~mbf.modeling.heads.BackboneModel.descriptor_layout`."""
+    single "global" block of :meth:`~mbf.modeling.heads.BackboneModel.descriptor_layout`.
+    The backbone needs the ``global_feature`` capability (:mod:`mbf.modeling.backbone`)."""
 
-    def __init__(self, backbone: VisionTransformerReID, num_classes: int, neck_feat: str = "after"):
+    def __init__(self, backbone: nn.Module, num_classes: int, neck_feat: str = "after"):
         super().__init__()
         if neck_feat not in ("after", "before"):
             raise ValueError(f"neck_feat must be 'after' or 'before', got {neck_feat!r}")
@@ -39,14 +34,5 @@ class TransReIDBaseline(BackboneModel):
             return MBFOutput(scores=[self.neck.classifier(bn)], feats=[feat])
         return bn if self.neck_feat == "after" else feat
 
-    def load_imagenet(self, source) -> None:
-        name = str(source) if not isinstance(source, dict) else "ImageNet state dict"
-        state = imagenet_to_backbone(read_state_dict(source, "ImageNet weights"), self.backbone)
-        load_strict(self.backbone, state, name, allow_missing=("sie_embed",))
-
-    def load_param(self, source) -> None:
-        name = str(source) if not isinstance(source, dict) else "state dict"
-        state = read_state_dict(source, "model weights")
-        if is_reference_format(state):
-            state = reference_transreid_to_ours(state)
-        load_strict(self, state, name)
+    def from_reference(self, state):
+        return reference_transreid_to_ours(state)

@@ -1,6 +1,8 @@
-"""Config -> model and training step. The only place in mbf.modeling that reads the yacs config:
-it registers the ViT backbones and the two architectures (MBF, the global baseline) and
-translates config keys into their constructor arguments.
+"""Config -> model and training step. The only place in mbf.modeling that reads the yacs config
+besides the families' own ``build_*`` functions: it registers the ImageNet ViT backbones and the
+two architectures (MBF, the global baseline), translates config keys into their constructor
+arguments, and checks a built backbone against what its architecture needs (the contract of
+:mod:`mbf.modeling.backbone`).
 """
 from __future__ import annotations
 
@@ -10,12 +12,29 @@ from torch import nn
 
 from ..errors import CheckpointError, ConfigError
 from ..parts import NUM_PARTS
+from .backbone import (
+    CAMERA_EMBEDDING,
+    GLOBAL_FEATURE,
+    PART_BLOCK,
+    PATCH_TOKENS,
+    PRETRAINED_WEIGHTS,
+    SALIENT_PATCHES,
+    TokenSettings,
+    check_patch_grid,  # noqa: F401 (moved to backbone.py; importable from here as before)
+    normalisation_differs,
+    require_capabilities,
+)
 from .baseline import TransReIDBaseline
-from .converters import is_reference_format, read_state_dict, reference_mbf_to_ours, reference_transreid_to_ours
+from .converters import (
+    is_reference_format,
+    read_state_dict,
+    reference_mbf_to_ours,
+    reference_transreid_to_ours,
+)
 from .mbf import MBF
 from .registry import ARCHITECTURES, BACKBONES, Architecture
 from .steps import GlobalStep, MBFStep
-from .vit import PATCH_SIZE, VIT_SPECS, PatchGrid, VisionTransformerReID, backbone_spec
+from .vit import PATCH_SIZE, VIT_SPECS, VisionTransformerReID, backbone_spec
 
 log = logging.getLogger(__name__)
 
@@ -27,60 +46,16 @@ def build_vit(cfg, camera_num: int, view_num: int, salient: bool = True) -> Visi
     selection at MODEL.SALIENT_BLOCK (MBF needs it, the global baseline does not)."""
     m = cfg.MODEL
     spec = backbone_spec(m.TRANSFORMER_TYPE, m.VIT_EMBED_DIM, m.VIT_DEPTH, m.VIT_NUM_HEADS)
-    size_train, size_test = tuple(cfg.INPUT.SIZE_TRAIN), tuple(cfg.INPUT.SIZE_TEST)
-    if size_train != size_test:
-        raise ConfigError(
-            f"INPUT.SIZE_TEST {list(size_test)} must equal INPUT.SIZE_TRAIN {list(size_train)}: "
-            "the position embedding is learned for one patch grid"
-        )
-    stride = tuple(m.STRIDE_SIZE)
-    if len(stride) != 2 or min(stride) < 1:
-        raise ConfigError(f"MODEL.STRIDE_SIZE must be two positive integers, got {list(stride)}")
-    check_patch_grid(size_train, stride)
+    settings = TokenSettings.from_config(cfg, camera_num, view_num, salient, PATCH_SIZE)
     return VisionTransformerReID(
-        img_size=size_train,
-        stride=stride,
         embed_dim=spec.embed_dim,
         depth=spec.depth,
         num_heads=spec.num_heads,
         mlp_ratio=spec.mlp_ratio,
         qkv_bias=spec.qkv_bias,
         qk_scale=spec.qk_scale(),
-        drop_rate=m.DROP_OUT,
-        attn_drop_rate=m.ATT_DROP_RATE,
-        drop_path_rate=m.DROP_PATH,
-        num_cameras=camera_num if m.SIE_CAMERA else 0,
-        num_views=view_num if m.SIE_VIEW else 0,
-        sie_coe=m.SIE_COE,
-        salient_block=m.SALIENT_BLOCK if salient else None,
-        keep_ratio=m.EFFECTIVE_RADIO,
+        **settings.kwargs(),
     )
-
-
-def check_patch_grid(size: tuple[int, int], stride: tuple[int, int], patch: int = PATCH_SIZE) -> None:
-    """INPUT.SIZE_TRAIN must be covered by the patch grid of MODEL.STRIDE_SIZE.
-
-    With patches side by side (stride = patch) the size must be a multiple of the patch, else
-    its last rows or columns would be cut off silently. With overlapping patches the grid may
-    leave fewer than ``stride`` pixels unread, as TransReID does (the paper's stride-12 model at
-    256 x 128 reads 124 of 128 columns): that is logged, not refused.
-    """
-    if max(stride) > patch:
-        raise ConfigError(f"MODEL.STRIDE_SIZE {list(stride)} is larger than the {patch}-pixel patch: the pixels "
-                          f"between patches would never be read; use a stride of at most {patch}")
-    grid = PatchGrid(tuple(size), tuple(stride), patch)
-    unread = grid.unread
-    cut = [axis for axis in (0, 1) if unread[axis] and stride[axis] == patch]
-    if cut:
-        fitting = [[size[a] - unread[a], size[a] - unread[a] + stride[a]] if a in cut else [size[a]] * 2
-                   for a in (0, 1)]
-        raise ConfigError(
-            f"INPUT.SIZE_TRAIN {list(size)} is not covered by {patch}-pixel patches at MODEL.STRIDE_SIZE "
-            f"{list(stride)}: the last {unread[0]} rows and {unread[1]} columns would never be read; use "
-            f"[{fitting[0][0]}, {fitting[1][0]}] or [{fitting[0][1]}, {fitting[1][1]}]")
-    if any(unread):
-        log.info("patch grid %d x %d: the last %d rows and %d columns of each %d x %d image are not read "
-                 "(overlapping patches at stride %s, as in TransReID)", *grid.size, *unread, *size, list(stride))
 
 
 for _name in VIT_SPECS:
@@ -90,6 +65,29 @@ for _name in VIT_SPECS:
 def build_backbone(cfg, camera_num: int, view_num: int, salient: bool = True) -> nn.Module:
     """The backbone MODEL.TRANSFORMER_TYPE names, built by its registered builder."""
     return BACKBONES.get(cfg.MODEL.TRANSFORMER_TYPE)(cfg, camera_num, view_num, salient=salient)
+
+
+def build_checked_backbone(cfg, arch: Architecture, camera_num: int, view_num: int, pretrained: bool) -> nn.Module:
+    """The backbone of MODEL.TRANSFORMER_TYPE, checked against what MODEL.NAME needs (one
+    ConfigError naming the type and every missing capability), against the side information
+    asked for (MODEL.SIE_CAMERA / SIE_VIEW need ``camera_embedding``) and against
+    MODEL.PRETRAIN_CHOICE 'imagenet' (``pretrained_weights``); one warning when INPUT.PIXEL_MEAN
+    / PIXEL_STD differ from the backbone's pretraining normalisation."""
+    m = cfg.MODEL
+    backbone = build_backbone(cfg, camera_num, view_num, salient=arch.salient)
+    needs = list(arch.needs)
+    if m.SIE_CAMERA or m.SIE_VIEW:
+        needs.append(CAMERA_EMBEDDING)
+    if pretrained and m.PRETRAIN_CHOICE == "imagenet":
+        needs.append(PRETRAINED_WEIGHTS)
+    require_capabilities(backbone, needs, m.TRANSFORMER_TYPE, m.NAME)
+    mean, std = list(cfg.INPUT.PIXEL_MEAN), list(cfg.INPUT.PIXEL_STD)
+    if normalisation_differs(backbone, mean, std):
+        log.warning("INPUT.PIXEL_MEAN %s / PIXEL_STD %s differ from the normalisation MODEL.TRANSFORMER_TYPE %r was "
+                    "pretrained with (mean %s, std %s); its pretrained features expect the latter",
+                    mean, std, m.TRANSFORMER_TYPE, [round(v, 8) for v in backbone.pixel_mean],
+                    [round(v, 8) for v in backbone.pixel_std])
+    return backbone
 
 
 # ------------------------------------------------------------------ the architectures
@@ -127,9 +125,10 @@ def _baseline_step(cfg, model: nn.Module, criterion, parser: nn.Module | None) -
 
 
 ARCHITECTURES.register("transformer", Architecture(
-    build=_build_mbf, step=_mbf_step, from_reference=reference_mbf_to_ours, part_labels=True, salient=True))
+    build=_build_mbf, step=_mbf_step, from_reference=reference_mbf_to_ours, part_labels=True, salient=True,
+    needs=(PATCH_TOKENS, SALIENT_PATCHES, PART_BLOCK)))
 ARCHITECTURES.register("transreid", Architecture(
-    build=_build_baseline, step=_baseline_step, from_reference=reference_transreid_to_ours))
+    build=_build_baseline, step=_baseline_step, from_reference=reference_transreid_to_ours, needs=(GLOBAL_FEATURE,)))
 
 
 def architecture(cfg) -> Architecture:
@@ -163,18 +162,19 @@ def build_model(cfg, num_classes: int, camera_num: int, view_num: int, pretraine
     if num_classes < 1:
         raise ConfigError(f"the model needs at least one training identity, got num_classes={num_classes}")
 
-    backbone = build_backbone(cfg, camera_num, view_num, salient=arch.salient)
+    backbone = build_checked_backbone(cfg, arch, camera_num, view_num, pretrained)
     model = arch.build(cfg, backbone, num_classes)
+    grid = getattr(backbone, "grid_size", None)
     log.info(
-        "built %s: %s, width %d, depth %d, grid %dx%d (stride %s), %d identities",
-        type(model).__name__, m.TRANSFORMER_TYPE, backbone.embed_dim, backbone.depth, *backbone.grid_size,
-        list(backbone.stride), num_classes,
+        "built %s: %s, width %d, depth %d, %s (stride %s), %d identities",
+        type(model).__name__, m.TRANSFORMER_TYPE, backbone.embed_dim, backbone.depth,
+        f"grid {grid[0]}x{grid[1]}" if grid else "no patch grid", list(backbone.stride), num_classes,
     )
     if pretrained and choice == "imagenet":
         if not m.PRETRAIN_PATH:
             raise ConfigError("MODEL.PRETRAIN_CHOICE is 'imagenet' but MODEL.PRETRAIN_PATH is empty")
         model.load_imagenet(m.PRETRAIN_PATH)
-        log.info("loaded ImageNet weights from %s", m.PRETRAIN_PATH)
+        log.info("loaded the pretrained weights of %s from %s", m.TRANSFORMER_TYPE, m.PRETRAIN_PATH)
     elif pretrained and choice in ("self", "finetune"):
         if not m.PRETRAIN_PATH:
             raise ConfigError(f"MODEL.PRETRAIN_CHOICE is {choice!r} but MODEL.PRETRAIN_PATH is empty")

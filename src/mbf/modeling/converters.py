@@ -7,20 +7,31 @@ Sources:
   :func:`reference_transreid_to_ours` (the reference also stores unused copies of blocks;
   those keys are listed here and dropped on purpose).
 - Our own ``state_dict()``: loaded as is.
+- Each backbone family's pretraining files: the family's own adapter (its
+  ``checkpoint_filter``, beside its module), fed by :func:`read_pretrained`; which family a
+  file's keys look like is told by the :data:`WEIGHT_FORMATS` the families register, so a file
+  of another family is one error naming it and the MODEL.TRANSFORMER_TYPE to set.
+
+Files are read as tensors only: ``torch.save`` files through
+:func:`mbf.state_dicts.load_torch_file` (weights-only), ``.safetensors`` files through the
+safetensors library (a format without code). TorchScript archives (the OpenAI CLIP release)
+are refused with the one command that converts them (:func:`torchscript_error`).
 """
 from __future__ import annotations
 
 import logging
 import math
 import re
-from collections.abc import Mapping
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from timm.layers import resample_abs_pos_embed
 from torch import nn
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, UnsafeCheckpointError
 from ..state_dicts import fit_problems, load_torch_file
 
 log = logging.getLogger(__name__)
@@ -34,18 +45,21 @@ def _names(keys) -> str:
     return shown + (f" ... and {len(keys) - _LIST_LIMIT} more" if len(keys) > _LIST_LIMIT else "")
 
 
-def read_state_dict(source, what: str = "weights") -> dict[str, torch.Tensor]:
-    """A state dict from a path or a mapping: unwraps ``model``/``state_dict`` containers and
-    strips DistributedDataParallel ``module.`` prefixes. Raises CheckpointError naming the file."""
+def read_state_dict(source, what: str = "weights", containers: tuple[str, ...] = ("model", "state_dict"),
+                    ) -> dict[str, torch.Tensor]:
+    """A state dict from a path or a mapping: unwraps the first of ``containers`` found (``model``
+    / ``state_dict``) and strips DistributedDataParallel ``module.`` prefixes. ``.safetensors``
+    files are read with safetensors; a TorchScript archive is refused with the conversion to
+    run. Raises CheckpointError naming the file."""
     name = "the given state dict"
     if isinstance(source, (str, Path)):
         if not str(source):
             raise CheckpointError(f"no {what} file given (empty path)")
         name = str(source)
-        source = load_torch_file(source, f"{what} file")
+        source = _read_file(Path(source), what)
     if not isinstance(source, Mapping):
         raise CheckpointError(f"{what} in {name} is a {type(source).__name__}, expected a state dict")
-    for container in ("model", "state_dict"):
+    for container in containers:
         if isinstance(source.get(container), Mapping):
             source = source[container]
             break
@@ -59,6 +73,176 @@ def read_state_dict(source, what: str = "weights") -> dict[str, torch.Tensor]:
     if not state:
         raise CheckpointError(f"{what} in {name} holds no tensors")
     return state
+
+
+_SAFETENSORS_SUFFIX = ".safetensors"
+
+
+def _read_file(path: Path, what: str):
+    if path.suffix.lower() == _SAFETENSORS_SUFFIX and path.is_file():
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path), device="cpu")
+        except (SafetensorError, OSError, ValueError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise CheckpointError(f"cannot read {what} file {path}: {type(exc).__name__}: {first}") from None
+    if is_torchscript_archive(path):
+        raise torchscript_error(path, what)
+    return load_torch_file(path, f"{what} file")
+
+
+def is_torchscript_archive(path: Path) -> bool:
+    """A zip written by ``torch.jit.save`` (it holds ``constants.pkl`` and compiled ``code/``);
+    told from the zip's table of contents alone, nothing in it is read."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names)
+
+
+def torchscript_error(path: Path, what: str = "weights") -> CheckpointError:
+    """The one error for a TorchScript archive, with the command that converts it to a state dict."""
+    out = path.with_name(path.stem + "_state_dict.pth")
+    return CheckpointError(
+        f"{what} file {path} is a TorchScript archive (the format of OpenAI's CLIP release). mbf reads tensors "
+        "only and never loads TorchScript, which can run code. If you trust the file, convert it once on purpose: "
+        f"python -c \"import torch; torch.save(torch.jit.load('{path}', map_location='cpu').state_dict(), "
+        f"'{out}')\" and set MODEL.PRETRAIN_PATH to {out}; or take the same weights as a state dict "
+        "(open_clip_pytorch_model.bin or open_clip_model.safetensors of the Hugging Face repository "
+        "timm/vit_base_patch16_clip_224.openai)")
+
+
+# ----------------------------------------------------------------------------- weight formats
+@dataclass(frozen=True)
+class WeightFormat:
+    """A kind of weight file told from its keys.
+
+    name: short id; description: for messages ("DINOv2 (facebookresearch release)");
+    detect(state) -> bool; suggest(state) -> the MODEL.TRANSFORMER_TYPE that reads it, or a
+    sentence saying none does. ``generic`` formats (the plain timm ViT layout) are tried after
+    the specific ones.
+    """
+
+    name: str
+    description: str
+    detect: Callable[[Mapping[str, torch.Tensor]], bool]
+    suggest: Callable[[Mapping[str, torch.Tensor]], str]
+    generic: bool = False
+
+
+WEIGHT_FORMATS: dict[str, WeightFormat] = {}
+
+
+def register_weight_format(fmt: WeightFormat) -> WeightFormat:
+    """Add a format (a family module registers the formats its adapter reads)."""
+    if fmt.name in WEIGHT_FORMATS and WEIGHT_FORMATS[fmt.name] != fmt:
+        raise ValueError(f"weight format {fmt.name!r} is registered already")
+    WEIGHT_FORMATS[fmt.name] = fmt
+    return fmt
+
+
+def detect_weight_format(state: Mapping[str, torch.Tensor]) -> WeightFormat | None:
+    """The registered format ``state``'s keys look like (specific formats first), or None."""
+    ordered = sorted(WEIGHT_FORMATS.values(), key=lambda f: f.generic)
+    return next((f for f in ordered if f.detect(state)), None)
+
+
+def check_weight_format(state: Mapping[str, torch.Tensor], accepts: tuple[str, ...], source: str,
+                        family: str) -> WeightFormat | None:
+    """The format of ``state`` when it is one of ``accepts`` (or unknown: then the strict load
+    names what does not fit); a file of another known format is one CheckpointError naming the
+    file, the family its keys look like and the MODEL.TRANSFORMER_TYPE to set."""
+    fmt = detect_weight_format(state)
+    if fmt is None or fmt.name in accepts:
+        return fmt
+    raise CheckpointError(f"{source}: its keys look like {fmt.description} weights, not {family} weights; "
+                          f"{fmt.suggest(state)}")
+
+
+def width_of(state: Mapping[str, torch.Tensor], *keys: str) -> int:
+    """The token width (last dimension) of the first of ``keys`` present in ``state``; 0 if none is."""
+    return next((int(state[k].shape[-1]) for k in keys if k in state and state[k].ndim), 0)
+
+
+def _foreign(what: str) -> Callable[[Mapping[str, torch.Tensor]], str]:
+    return lambda state: f"no registered MODEL.TRANSFORMER_TYPE reads {what} (docs/BACKBONES.md lists the families)"
+
+
+register_weight_format(WeightFormat(
+    "swin", "Swin Transformer",
+    lambda s: any("relative_position_bias_table" in k or k.startswith("layers.0.blocks.") for k in s),
+    _foreign("Swin Transformer weights")))
+register_weight_format(WeightFormat(
+    "resnet", "ResNet",
+    lambda s: "conv1.weight" in s and any(k.startswith("layer1.0.") for k in s),
+    _foreign("ResNet weights")))
+register_weight_format(WeightFormat(
+    "hf_clip", "CLIP (Hugging Face transformers layout)",
+    lambda s: any(k.startswith(("vision_model.", "vision_tower.")) for k in s),
+    lambda s: ("convert it to the OpenAI / open_clip layout (open_clip_pytorch_model.bin of the same release), which "
+               "MODEL.TRANSFORMER_TYPE 'vit_base_patch16_clip_quickgelu' reads")))
+register_weight_format(WeightFormat(
+    "reid_model", "a whole re-ID model checkpoint (ours or the reference's)",
+    lambda s: any(k.startswith(("backbone.", "base.")) for k in s)
+    and any(k.startswith(("neck.", "classifier", "bottleneck")) for k in s),
+    lambda s: "load it with MODEL.PRETRAIN_CHOICE 'self' (or TEST.WEIGHT), not as backbone pretraining"))
+
+
+_DINO_PARTS = ("backbone.", "head.")
+
+
+def read_pretrained(source, what: str) -> dict[str, torch.Tensor]:
+    """A backbone's pretraining weights from a path or mapping, before the family's adapter:
+    ``model`` / ``state_dict`` / ``teacher`` (a DINO checkpoint) containers are unwrapped and a
+    DINO ``MultiCropWrapper``'s ``backbone.`` prefix is removed (its projection ``head.`` dropped)."""
+    try:
+        state = read_state_dict(source, what, containers=("model", "state_dict", "teacher"))
+    except UnsafeCheckpointError as exc:
+        if exc.needs and "argparse" in exc.needs and isinstance(source, (str, Path)):
+            path = Path(source)
+            out = path.with_name(path.stem + "_teacher_backbone.pth")
+            raise CheckpointError(
+                f"{exc} (a DINO training checkpoint keeps its arguments beside the weights). If you trust the file, "
+                f"extract the teacher's backbone once: python -c \"import torch; c = torch.load('{path}', "
+                "map_location='cpu', weights_only=False)['teacher']; torch.save({k[9:]: v for k, v in c.items() "
+                f"if k.startswith('backbone.')}}, '{out}')\" and set MODEL.PRETRAIN_PATH to {out}"
+            ) from None
+        raise
+    if all(k.startswith(_DINO_PARTS) for k in state) and any(k.startswith("backbone.") for k in state):
+        state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
+    return state
+
+
+def source_grid(positions: int, target: tuple[int, int], ratios: tuple[int, ...] = (1,)) -> tuple[int, int]:
+    """The (rows, columns) grid of a pretrained position table of ``positions`` patch entries:
+    ``target`` itself when the count matches it (a table already on the model's grid), else a
+    grid with rows = ratio x columns for the first of ``ratios`` that fits (1: square)."""
+    if positions == target[0] * target[1]:
+        return tuple(target)
+    for ratio in ratios:
+        cols = math.isqrt(positions // ratio) if positions >= ratio else 0
+        if cols and ratio * cols * cols == positions:
+            return ratio * cols, cols
+    shapes = " or ".join("square" if r == 1 else f"{r}:1" for r in ratios)
+    raise CheckpointError(f"pos_embed grid of {positions} positions is neither the model's {target[0]}x{target[1]} "
+                          f"nor {shapes}")
+
+
+def resize_positions(grid_pos: torch.Tensor, old: tuple[int, int], new: tuple[int, int], interpolation: str,
+                     antialias: bool) -> torch.Tensor:
+    """Patch position embeddings [1, old_h * old_w, D] resampled to ``new`` (timm's
+    ``resample_abs_pos_embed``, align_corners False)."""
+    if tuple(old) == tuple(new):
+        return grid_pos
+    log.info("resized position embedding from %dx%d to %dx%d (%s)", *old, *new, interpolation)
+    return resample_abs_pos_embed(grid_pos, new_size=list(new), old_size=list(old), num_prefix_tokens=0,
+                                  interpolation=interpolation, antialias=antialias)
 
 
 def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], source: str, allow_missing=()) -> None:

@@ -1,12 +1,18 @@
-"""Pieces shared by the re-ID models: the BNNeck and the backbone-owning base class (output
-types: :mod:`.outputs`)."""
+"""Pieces shared by the re-ID models: the BNNeck and the backbone-owning base class with the
+one way weights are loaded into a model (output types: :mod:`.outputs`)."""
 from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
 
 import torch
 from torch import nn
 
 from ..geometry import PatchGrid
+from .converters import is_reference_format, load_strict, read_state_dict
 from .outputs import LayoutBlock, side_by_side
+
+log = logging.getLogger(__name__)
 
 
 class BNNeck(nn.Module):
@@ -27,9 +33,39 @@ class BNNeck(nn.Module):
 
 
 class BackboneModel(nn.Module):
-    """A re-ID model built on ``self.backbone`` (a VisionTransformerReID): grid and weight-decay helpers."""
+    """A re-ID model built on ``self.backbone`` (a backbone of the contract in
+    :mod:`mbf.modeling.backbone`): grid and weight-decay helpers, and weight loading, written
+    once for every architecture: :meth:`load_imagenet` (the backbone's pretraining, through the
+    backbone's own adapter) and :meth:`load_param` (a whole model, ours or the reference's)."""
 
     backbone: nn.Module
+
+    # ------------------------------------------------------------------ weights
+    def load_imagenet(self, source) -> None:
+        """The backbone family's pretraining weights (MODEL.PRETRAIN_CHOICE 'imagenet': ImageNet
+        ViT / DeiT, CLIP, DINOv2, LUPerson... whatever MODEL.TRANSFORMER_TYPE reads), loaded by
+        the backbone's ``load_pretrained``; then :meth:`after_pretrained`."""
+        self.backbone.load_pretrained(source)
+        self.after_pretrained()
+
+    def after_pretrained(self) -> None:
+        """What the architecture refreshes from new backbone weights (MBF: its part block)."""
+
+    def from_reference(self, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The reference implementation's state dict -> ours (an architecture with one overrides this)."""
+        return dict(state)
+
+    def filter_param(self, state: dict[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]:
+        """Keys of a whole-model checkpoint this model leaves out on purpose (MBF without recovery)."""
+        return state
+
+    def load_param(self, source) -> None:
+        """Load a whole model: our state dict or the reference train.py's (converted); strict."""
+        name = str(source) if not isinstance(source, dict) else "state dict"
+        state = read_state_dict(source, "model weights")
+        if is_reference_format(state):
+            state = self.from_reference(state)
+        load_strict(self, self.filter_param(state, name), name)
 
     @property
     def patch_grid(self) -> PatchGrid:

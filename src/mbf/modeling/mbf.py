@@ -14,18 +14,11 @@ import torch
 from torch import nn
 
 from ..parts import PART_NAMES
-from .converters import (
-    imagenet_to_backbone,
-    is_reference_format,
-    load_strict,
-    read_state_dict,
-    reference_mbf_to_ours,
-)
+from .converters import reference_mbf_to_ours
 from .heads import BackboneModel, BNNeck
 from .outputs import LayoutBlock, MBFOutput, side_by_side
 from .recovery import RecoveryDecoder
 from .separator import ForegroundSeparator
-from .vit import VisionTransformerReID
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +26,12 @@ _RECOVERY_PREFIXES = ("decoder.", "recovered_necks.")
 
 
 class MBF(BackboneModel):
-    """MBF on top of a :class:`VisionTransformerReID` backbone.
+    """MBF on top of a token backbone (capabilities ``patch_tokens``, ``salient_patches`` and
+    ``part_block`` of :mod:`mbf.modeling.backbone`).
 
     Args:
-        backbone: the ViT (its last block and norm seed the part block and norm).
+        backbone: the ViT; its ``part_block()`` (fresh copies of its last block and final norm)
+            seeds the part block and norm.
         num_classes: identities of the ID classifiers.
         num_parts: K body parts. part_threshold: probability above which a patch belongs to a
             part (and to the background for the separation loss).
@@ -47,7 +42,7 @@ class MBF(BackboneModel):
 
     def __init__(
         self,
-        backbone: VisionTransformerReID,
+        backbone: nn.Module,
         num_classes: int,
         num_parts: int = 4,
         part_threshold: float = 0.4,
@@ -67,19 +62,7 @@ class MBF(BackboneModel):
         self.recovery = recovery
         self.neck_feat = neck_feat
         dim = backbone.embed_dim
-        last = backbone.blocks[-1]
-        block_args = dict(
-            num_heads=last.attn.num_heads,
-            mlp_ratio=last.mlp.fc1.out_features / dim,
-            qkv_bias=last.attn.qkv.bias is not None,
-            qk_scale=last.attn.scale,
-            drop=last.attn.proj_drop.p,
-            attn_drop=last.attn.attn_drop,
-            drop_path=getattr(last.drop_path, "drop_prob", 0.0),
-            norm_eps=last.norm1.eps,
-        )
-        self.separator = ForegroundSeparator(dim, num_parts, block_args, backbone.norm.eps, part_threshold)
-        self.separator.init_from(last, backbone.norm)
+        self.separator = ForegroundSeparator(dim, num_parts, threshold=part_threshold, part_block=backbone.part_block)
         self.neck = BNNeck(dim, num_classes)
         self.part_necks = nn.ModuleList(BNNeck(dim, num_classes) for _ in range(num_parts))
         if recovery:
@@ -170,23 +153,19 @@ class MBF(BackboneModel):
         return self.separator.probabilities(tokens[:, 1:], self.grid_size)
 
     # ------------------------------------------------------------------ weights
-    def load_imagenet(self, source) -> None:
-        """Load timm/jx ViT or DeiT ImageNet weights into the backbone, then re-seed the part
-        block and norm from the backbone's last block and norm (the reference's order)."""
-        name = str(source) if not isinstance(source, dict) else "ImageNet state dict"
-        state = imagenet_to_backbone(read_state_dict(source, "ImageNet weights"), self.backbone)
-        load_strict(self.backbone, state, name, allow_missing=("sie_embed",))
-        self.separator.init_from(self.backbone.blocks[-1], self.backbone.norm)
+    def after_pretrained(self) -> None:
+        """Re-seed the part block and norm from the backbone's last block and norm (the
+        reference's order: after the pretrained weights are in)."""
+        with torch.random.fork_rng(devices=[]):  # a fresh copy may draw an initialisation: keep the stream
+            self.separator.init_from(*self.backbone.part_block())
 
-    def load_param(self, source) -> None:
-        """Load a whole model: our state dict or the reference train.py's (converted)."""
-        name = str(source) if not isinstance(source, dict) else "state dict"
-        state = read_state_dict(source, "model weights")
-        if is_reference_format(state):
-            state = reference_mbf_to_ours(state)
+    def from_reference(self, state):
+        return reference_mbf_to_ours(state)
+
+    def filter_param(self, state, name):
         if not self.recovery:
             branch = [k for k in state if k.startswith(_RECOVERY_PREFIXES)]
             if branch:
                 log.info("%s: not loading the recovery branch (%d tensors): MODEL.RECOVERY is off", name, len(branch))
                 state = {k: v for k, v in state.items() if not k.startswith(_RECOVERY_PREFIXES)}
-        load_strict(self, state, name)
+        return state

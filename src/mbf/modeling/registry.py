@@ -4,7 +4,7 @@ An :class:`Architecture` says how to build its network from the config on a back
 build its training step, and how to read the reference implementation's checkpoints. A
 backbone builder makes the feature extractor from the config. Both registries are open:
 code outside the package registers a new entry and selects it by its config value (see
-docs/ARCHITECTURE.md for the recipes and the interface a backbone offers).
+docs/ARCHITECTURE.md for the recipes, and :mod:`mbf.modeling.backbone` for the contract a backbone keeps).
 """
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ class Architecture:
     from_reference: the reference implementation's state dict -> ours.
     part_labels: whether its training step needs part labels (a mask source).
     salient: whether its backbone selects salient patches (MODEL.SALIENT_BLOCK).
+    needs: the backbone capabilities it uses (:data:`mbf.modeling.backbone.CAPABILITIES`); a
+        backbone without one of them is a ConfigError naming MODEL.TRANSFORMER_TYPE and it.
     """
 
     build: Callable[..., nn.Module]
@@ -36,3 +38,4 @@ class Architecture:
     from_reference: Callable[[dict], dict]
     part_labels: bool = False
     salient: bool = False
+    needs: tuple[str, ...] = ()

@@ -9,6 +9,8 @@ norm are evaluated for the K CLS tokens only. The numbers are those of K full bl
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -46,19 +48,30 @@ class ForegroundSeparator(nn.Module):
 
     Args:
         dim: token width D; num_parts: K body parts (the classifier predicts K + 1 classes).
-        block_args: constructor arguments of the part :class:`Block` (as the backbone's last block).
-        norm_eps: epsilon of the part LayerNorm; threshold: part/background probability cut.
+        block_args: constructor arguments of a part :class:`Block` to build here, or
+        part_block: ``() -> (block, norm)``, the backbone's fresh copies of its last block and
+            final norm (the backbone contract's ``part_block``), called after the classifier
+            is built. Any block [B, N, D] -> [B, N, D] works; a :class:`Block` gets the batched
+            part branch, another block one plain pass per part.
+        norm_eps: epsilon of the part LayerNorm built with ``block_args``; threshold:
+            part/background probability cut.
     """
 
-    def __init__(self, dim: int, num_parts: int, block_args: dict, norm_eps: float = 1e-6, threshold: float = 0.4):
+    def __init__(self, dim: int, num_parts: int, block_args: dict | None = None, norm_eps: float = 1e-6,
+                 threshold: float = 0.4, part_block: Callable[[], tuple[nn.Module, nn.Module]] | None = None):
         super().__init__()
+        if (block_args is None) == (part_block is None):
+            raise ValueError("give the part block's block_args or the backbone's part_block, not both")
         self.num_parts = num_parts
         self.threshold = threshold
         self.patch_classifier = PatchClassifier(dim, num_parts + 1)
-        self.part_block = Block(dim, **block_args)
-        self.part_norm = nn.LayerNorm(dim, eps=norm_eps)
+        if part_block is not None:
+            self.part_block, self.part_norm = part_block()
+        else:
+            self.part_block = Block(dim, **block_args)
+            self.part_norm = nn.LayerNorm(dim, eps=norm_eps)
 
-    def init_from(self, block: Block, norm: nn.LayerNorm) -> None:
+    def init_from(self, block: nn.Module, norm: nn.Module) -> None:
         """Start the part block and norm as copies of the backbone's last block and norm."""
         self.part_block.load_state_dict(block.state_dict())
         self.part_norm.load_state_dict(norm.state_dict())
@@ -76,6 +89,8 @@ class ForegroundSeparator(nn.Module):
 
         token [B, D], patches [B, P, D], masks bool [B, K, P] -> part features [B, K, D].
         """
+        if not isinstance(self.part_block, Block):
+            return self._part_features_plain(token, patches, masks)
         block, attn = self.part_block, self.part_block.attn
         K = masks.shape[1]
         h_token = block.norm1(token)[:, None]  # [B, 1, D]
@@ -100,9 +115,17 @@ class ForegroundSeparator(nn.Module):
             + (w_patch - w_inside).sum(-1, keepdim=True) * v_zero.squeeze(-2)
         )  # [B, K, H, d]
         out = attn.output(out.unsqueeze(-2)).flatten(0, 1)  # [B * K, 1, D]; drop-path per (image, part)
-        x = token[:, None, None].expand(-1, K, 1, -1).flatten(0, 1) + block.drop_path(out)
+        x = block.residual_attn(token[:, None, None].expand(-1, K, 1, -1).flatten(0, 1), out)
         x = block.residual_mlp(x)
         return self.part_norm(x[:, 0]).unflatten(0, (-1, K))
+
+    def _part_features_plain(self, token: torch.Tensor, patches: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """The reference's way, for a block of another kind: one full pass per part (batched as B * K)."""
+        B, K, _ = masks.shape
+        seq = torch.cat((token[:, None, None].expand(-1, K, 1, -1),
+                         patches[:, None] * masks[..., None].to(patches.dtype)), dim=2)  # [B, K, 1 + P, D]
+        out = self.part_block(seq.flatten(0, 1))[:, 0]
+        return self.part_norm(out).unflatten(0, (B, K))
 
     def separation_loss(
         self, patches: torch.Tensor, global_feat: torch.Tensor, probs: torch.Tensor, salient_idx: torch.Tensor

@@ -1,41 +1,48 @@
 """TransReID-style Vision Transformer: overlapping patches, camera/view embedding (SIE) and
-salient-patch selection from the CLS attention of one block.
+salient-patch selection from the CLS attention of one block; the ImageNet ViT / DeiT family and
+the token machinery the other ViT families (CLIP, DINOv2, LUPerson) build on.
 
 Every block uses the fused ``scaled_dot_product_attention`` kernel, except the salient block in
 training, which needs the attention probabilities of the CLS query and computes them
 explicitly. Shapes: B batch, N = P + 1 tokens, P = fH * fW patches, D width, H heads.
+
+A family is a subclass that changes what differs (its blocks' activation or LayerScale through
+constructor arguments; its token assembly in :meth:`VisionTransformerReID.embed`; its weight
+adapter in :meth:`VisionTransformerReID.checkpoint_filter`) and keeps the contract of
+:mod:`mbf.modeling.backbone`.
 """
 from __future__ import annotations
 
+import copy
 import math
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath, Mlp, trunc_normal_
+from timm.layers import DropPath, LayerScale, Mlp, trunc_normal_
 from torch import nn
 
-from ..errors import ConfigError, InputError
+from ..errors import CheckpointError, ConfigError, InputError
 from ..geometry import PATCH_SIZE, PatchGrid, feature_grid  # noqa: F401  (feature_grid: part of mbf.modeling)
-
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    """Architecture numbers of one ``MODEL.TRANSFORMER_TYPE``."""
-
-    embed_dim: int
-    depth: int
-    num_heads: int
-    mlp_ratio: float = 4.0
-    qkv_bias: bool = True
-    # The old timm ViT-S weights were trained with scale = embed_dim ** -0.5 instead of
-    # head_dim ** -0.5; that model type keeps the quirk so its ImageNet weights stay valid.
-    scale_by_embed_dim: bool = False
-
-    def qk_scale(self) -> float:
-        return (self.embed_dim if self.scale_by_embed_dim else self.embed_dim // self.num_heads) ** -0.5
-
+from .backbone import (
+    CAMERA_EMBEDDING,
+    GLOBAL_FEATURE,
+    PART_BLOCK,
+    PATCH_TOKENS,
+    PRETRAINED_WEIGHTS,
+    SALIENT_PATCHES,
+    BackboneSpec,
+    ReIDBackbone,
+)
+from .converters import (
+    WeightFormat,
+    check_weight_format,
+    imagenet_to_backbone,
+    load_strict,
+    read_pretrained,
+    register_weight_format,
+    width_of,
+)
 
 _VIT_BASE = BackboneSpec(embed_dim=768, depth=12, num_heads=12)
 
@@ -55,26 +62,16 @@ def backbone_spec(name: str, embed_dim: int = 0, depth: int = 0, num_heads: int 
     """The spec of ``name`` with width, depth and heads overridden where the override is > 0."""
     if name not in VIT_SPECS:
         raise ConfigError(f"MODEL.TRANSFORMER_TYPE {name!r} is not one of: {', '.join(VIT_SPECS)}")
-    spec = VIT_SPECS[name]
-    spec = replace(
-        spec,
-        embed_dim=embed_dim or spec.embed_dim,
-        depth=depth or spec.depth,
-        num_heads=num_heads or spec.num_heads,
-    )
-    if spec.embed_dim % spec.num_heads:
-        raise ConfigError(
-            f"MODEL.VIT_NUM_HEADS ({spec.num_heads}) must divide the embedding width ({spec.embed_dim})"
-        )
-    return spec
+    return VIT_SPECS[name].resized(embed_dim, depth, num_heads)
 
 
 class PatchEmbed(nn.Module):
-    """Overlapping patch embedding: Conv2d(kernel 16, stride S) -> tokens [B, P, D]."""
+    """Overlapping patch embedding: Conv2d(kernel patch_size, stride S) -> tokens [B, P, D]."""
 
-    def __init__(self, in_chans: int, embed_dim: int, stride: tuple[int, int], patch_size: int = PATCH_SIZE):
+    def __init__(self, in_chans: int, embed_dim: int, stride: tuple[int, int], patch_size: int = PATCH_SIZE,
+                 bias: bool = True):
         super().__init__()
-        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=stride)
+        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=stride, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(x).flatten(2).transpose(1, 2)
@@ -156,7 +153,9 @@ class Attention(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block (LayerNorm, attention, LayerNorm, GELU MLP, drop-path)."""
+    """Pre-norm transformer block (LayerNorm, attention, LayerNorm, MLP, drop-path), with
+    optional LayerScale (``init_values``: DINOv2's ``ls1`` / ``ls2``) and another activation
+    (``act_layer``: QuickGELU for CLIP). Without them it is the ViT / TransReID block."""
 
     def __init__(
         self,
@@ -169,33 +168,51 @@ class Block(nn.Module):
         attn_drop: float = 0.0,
         drop_path: float = 0.0,
         norm_eps: float = 1e-6,
+        act_layer: type[nn.Module] = nn.GELU,
+        init_values: float | None = None,
     ):
         super().__init__()
+        self.init_args = dict(dim=dim, num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, qk_scale=qk_scale,
+                              drop=drop, attn_drop=attn_drop, drop_path=drop_path, norm_eps=norm_eps,
+                              act_layer=act_layer, init_values=init_values)
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, scale=qk_scale, attn_drop=attn_drop, proj_drop=drop)
+        self.ls1 = LayerScale(dim, init_values) if init_values else nn.Identity()
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU, drop=drop)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=act_layer, drop=drop)
+        self.ls2 = LayerScale(dim, init_values) if init_values else nn.Identity()
+
+    def fresh_copy(self) -> Block:
+        """A new block built with this one's arguments, holding a copy of its weights."""
+        block = Block(**self.init_args)
+        block.load_state_dict(self.state_dict())
+        return block
+
+    def residual_attn(self, x: torch.Tensor, attn_out: torch.Tensor) -> torch.Tensor:
+        """``x`` plus the (scaled, dropped) attention output."""
+        return x + self.drop_path(self.ls1(attn_out))
 
     def residual_mlp(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        return x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x)))
+        x = self.residual_attn(x, self.attn(self.norm1(x)))
         return self.residual_mlp(x)
 
     def forward_cls_only(self, x: torch.Tensor) -> torch.Tensor:
         """The block's output for the CLS token only [B, 1, D] (the other outputs unused)."""
-        cls = x[:, :1] + self.drop_path(self.attn.forward_cls_only(self.norm1(x)))
+        cls = self.residual_attn(x[:, :1], self.attn.forward_cls_only(self.norm1(x)))
         return self.residual_mlp(cls)
 
     def forward_with_cls_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out, cls_attn = self.attn.forward_with_cls_attention(self.norm1(x))
-        return self.residual_mlp(x + self.drop_path(out)), cls_attn
+        return self.residual_mlp(self.residual_attn(x, out)), cls_attn
 
 
-class VisionTransformerReID(nn.Module):
-    """ViT with overlapping 16x16 patches, side-information embedding and salient patches.
+class VisionTransformerReID(ReIDBackbone):
+    """ViT with overlapping patches, side-information embedding and salient patches; as built
+    here, the ImageNet ViT / DeiT family (timm/jx weights), and the base of the other ViT families.
 
     Args:
         img_size: (H, W) the model is built for; inputs must have exactly this size.
@@ -206,7 +223,21 @@ class VisionTransformerReID(nn.Module):
         salient_block: block whose CLS attention picks the salient patches (negative counts
             from the end; None: no salient selection); keep_ratio: fraction of patches kept,
             ceil(keep_ratio * P).
+        patch_size: side of a patch (16; 14 for DINOv2). patch_embed: a patch embedding of
+            the family's own (it must have ``proj``, the last convolution); default a
+            Conv2d(patch_size, stride) with ``patch_bias``.
+        act_layer, init_values: the blocks' activation and LayerScale (None: none).
+        num_registers: extra tokens after the class token (DINOv2's registers); they take part
+            in attention and are not returned.
     """
+
+    capabilities = frozenset({PATCH_TOKENS, SALIENT_PATCHES, PART_BLOCK, GLOBAL_FEATURE, CAMERA_EMBEDDING,
+                              PRETRAINED_WEIGHTS})
+    #: the weight family this class reads (messages), the formats its adapter accepts and the
+    #: ``what`` of its files in messages
+    family = "ImageNet ViT / DeiT"
+    accepts: tuple[str, ...] = ("vit",)
+    weights_name = "ImageNet"
 
     def __init__(
         self,
@@ -228,11 +259,18 @@ class VisionTransformerReID(nn.Module):
         sie_coe: float = 3.0,
         salient_block: int | None = -2,
         keep_ratio: float = 0.4,
+        patch_size: int = PATCH_SIZE,
+        patch_embed: nn.Module | None = None,
+        patch_bias: bool = True,
+        act_layer: type[nn.Module] = nn.GELU,
+        init_values: float | None = None,
+        num_registers: int = 0,
     ):
         super().__init__()
         self.img_size = (int(img_size[0]), int(img_size[1]))
         self.stride = (int(stride[0]), int(stride[1]))
-        self.patch_grid = PatchGrid(self.img_size, self.stride, PATCH_SIZE)
+        self.in_chans = in_chans
+        self.patch_grid = PatchGrid(self.img_size, self.stride, patch_size)
         self.grid_size = self.patch_grid.size
         self.num_patches = self.patch_grid.num_patches
         self.embed_dim = embed_dim
@@ -246,9 +284,12 @@ class VisionTransformerReID(nn.Module):
             self.salient_block = salient_block % depth
             self.num_salient = math.ceil(keep_ratio * self.num_patches)
 
-        self.patch_embed = PatchEmbed(in_chans, embed_dim, self.stride)
+        self.patch_embed = patch_embed if patch_embed is not None else PatchEmbed(
+            in_chans, embed_dim, self.stride, patch_size, bias=patch_bias)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, self.num_patches + 1, embed_dim))
+        self.num_registers = int(num_registers)
+        self.register_tokens = nn.Parameter(torch.zeros(1, num_registers, embed_dim)) if num_registers else None
         self.num_cameras = max(int(num_cameras), 0)
         self.num_views = max(int(num_views), 0)
         self.sie_coe = sie_coe
@@ -257,7 +298,8 @@ class VisionTransformerReID(nn.Module):
         self.pos_drop = nn.Dropout(drop_rate)
         drop_path = torch.linspace(0, drop_path_rate, depth).tolist()
         self.blocks = nn.ModuleList(
-            Block(embed_dim, num_heads, mlp_ratio, qkv_bias, qk_scale, drop_rate, attn_drop_rate, drop_path[i], norm_eps)
+            Block(embed_dim, num_heads, mlp_ratio, qkv_bias, qk_scale, drop_rate, attn_drop_rate, drop_path[i], norm_eps,
+                  act_layer, init_values)
             for i in range(depth)
         )
         self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
@@ -275,7 +317,7 @@ class VisionTransformerReID(nn.Module):
                 nn.init.zeros_(m.bias)
         proj = self.patch_embed.proj
         nn.init.normal_(proj.weight, 0.0, math.sqrt(2.0 / (proj.kernel_size[0] * proj.kernel_size[1] * proj.out_channels)))
-        for p in (self.cls_token, self.pos_embed, self.sie_embed):
+        for p in (self.cls_token, self.pos_embed, self.sie_embed, self.register_tokens):
             if p is not None:
                 trunc_normal_(p, std=0.02)
 
@@ -286,10 +328,8 @@ class VisionTransformerReID(nn.Module):
     # ------------------------------------------------------------------ input
     def check_input(self, x: torch.Tensor, cam_label, view_label) -> None:
         """Raise InputError when the batch does not fit the model (size, channels, SIE labels)."""
-        if x.ndim != 4 or x.shape[1] != self.patch_embed.proj.in_channels:
-            raise InputError(
-                f"expected images [B, {self.patch_embed.proj.in_channels}, H, W], got shape {tuple(x.shape)}"
-            )
+        if x.ndim != 4 or x.shape[1] != self.in_chans:
+            raise InputError(f"expected images [B, {self.in_chans}, H, W], got shape {tuple(x.shape)}")
         if tuple(x.shape[-2:]) != self.img_size:
             raise InputError(
                 f"image size {x.shape[-2]}x{x.shape[-1]} does not match the model's "
@@ -310,20 +350,36 @@ class VisionTransformerReID(nn.Module):
                 )
 
     # ------------------------------------------------------------------ forward
+    def side_information(self, cam_label, view_label, device) -> torch.Tensor:
+        """The SIE rows of a batch, [B, 1, D] (call only when ``sie_embed`` exists)."""
+        cam = torch.as_tensor(cam_label, device=device) if self.num_cameras else None
+        view = torch.as_tensor(view_label, device=device) if self.num_views else None
+        if cam is not None and view is not None:
+            row = cam * self.num_views + view
+        else:
+            row = cam if cam is not None else view
+        return self.sie_embed[row]
+
     def embed(self, x: torch.Tensor, cam_label=None, view_label=None) -> torch.Tensor:
-        """Images [B, 3, H, W] -> tokens [B, 1 + P, D] (CLS, patches) with position and SIE."""
+        """Images [B, 3, H, W] -> tokens [B, 1 + R + P, D] (CLS, registers, patches) with position
+        and SIE (TransReID: the SIE row is added to every token)."""
         self.check_input(x, cam_label, view_label)
         x = self.patch_embed(x)
         x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1) + self.pos_embed
         if self.sie_embed is not None:
-            cam = torch.as_tensor(cam_label, device=x.device) if self.num_cameras else None
-            view = torch.as_tensor(view_label, device=x.device) if self.num_views else None
-            if cam is not None and view is not None:
-                row = cam * self.num_views + view
-            else:
-                row = cam if cam is not None else view
-            x = x + self.sie_coe * self.sie_embed[row]
-        return self.pos_drop(x)
+            x = x + self.sie_coe * self.side_information(cam_label, view_label, x.device)
+        return self.pos_drop(self.with_registers(x))
+
+    def with_registers(self, x: torch.Tensor) -> torch.Tensor:
+        """[CLS, patches] -> [CLS, registers, patches] (DINOv2: registers carry no position)."""
+        if self.register_tokens is None:
+            return x
+        return torch.cat((x[:, :1], self.register_tokens.expand(x.shape[0], -1, -1), x[:, 1:]), dim=1)
+
+    def without_registers(self, x: torch.Tensor) -> torch.Tensor:
+        if self.register_tokens is None:
+            return x
+        return torch.cat((x[:, :1], x[:, 1 + self.num_registers:]), dim=1)
 
     def forward_features(
         self, x: torch.Tensor, cam_label=None, view_label=None, salient: bool = False
@@ -337,10 +393,12 @@ class VisionTransformerReID(nn.Module):
         for i, block in enumerate(self.blocks):
             if salient and i == self.salient_block:
                 x, cls_attn = block.forward_with_cls_attention(x)
+                if self.num_registers:
+                    cls_attn = cls_attn[:, self.num_registers:]
                 salient_idx = cls_attn.topk(self.num_salient, dim=1, largest=True, sorted=True).indices
             else:
                 x = block(x)
-        return self.norm(x), salient_idx
+        return self.without_registers(self.norm(x)), salient_idx
 
     def forward_cls(self, x: torch.Tensor, cam_label=None, view_label=None) -> torch.Tensor:
         """The normalised CLS token [B, D]; the last block computes the CLS output only."""
@@ -351,3 +409,43 @@ class VisionTransformerReID(nn.Module):
 
     def forward(self, x: torch.Tensor, cam_label=None, view_label=None) -> torch.Tensor:
         return self.forward_features(x, cam_label, view_label)[0]
+
+    # ------------------------------------------------------------------ the contract
+    def part_block(self) -> tuple[Block, nn.Module]:
+        """Fresh copies of the last block and of the final norm (MBF's part branch starts from them)."""
+        return self.blocks[-1].fresh_copy(), copy.deepcopy(self.norm)
+
+    def checkpoint_filter(self, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The family's weight adapter: pretraining state dict -> this module's keys (timm/jx ViT
+        and DeiT: :func:`~mbf.modeling.converters.imagenet_to_backbone`)."""
+        return imagenet_to_backbone(state, self)
+
+    def load_pretrained(self, source) -> None:
+        """Read the family's pretraining weights (a path or a state dict) through
+        :meth:`checkpoint_filter` and load them strictly; only the camera table may be absent."""
+        name = str(source) if not isinstance(source, Mapping) else f"{self.weights_name} state dict"
+        state = read_pretrained(source, f"{self.weights_name} weights")
+        check_weight_format(state, self.accepts, name, self.family)
+        try:
+            state = self.checkpoint_filter(state)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{name}: {exc}") from None
+        load_strict(self, state, name, allow_missing=("sie_embed",))
+
+
+# ------------------------------------------------------------------ the formats this family reads
+def _is_timm_vit(state: Mapping[str, torch.Tensor]) -> bool:
+    return all(k in state for k in ("cls_token", "pos_embed", "patch_embed.proj.weight")) and any(
+        k.startswith("blocks.0.attn.qkv.") for k in state)
+
+
+def _suggest_vit(state: Mapping[str, torch.Tensor]) -> str:
+    width = width_of(state, "cls_token")
+    keys = {768: "'vit_base_patch16_224_MBF' (ViT-B/16)",
+            384: "'deit_small_patch16_224_TransReID' (DeiT-S, ImageNet) or 'vit_small_patch16_luperson' (LUPerson)"}
+    return f"set MODEL.TRANSFORMER_TYPE {keys.get(width, keys[768] + ' or ' + keys[384])}"
+
+
+register_weight_format(WeightFormat(
+    "vit", "timm / jx ViT (ImageNet ViT or DeiT, or LUPerson's plain ViT)", _is_timm_vit, _suggest_vit,
+    generic=True))
