@@ -378,3 +378,25 @@ def test_mbf_parse_builds_a_cache_that_training_can_read(tmp_path):
     train = build_dataset("synthetic_occ", cfg.DATASETS.ROOT_DIR, verbose=False).train
     assert all(loader(path).shape == (64, 32) for path, *_ in train)
     assert main(["parse", "--config_file", str(extra), *opts]) == 0  # resumes: nothing left to do
+
+
+def test_the_parser_sees_its_own_normalisation_whatever_the_backbone_uses(tmp_path):
+    """A CLIP-normalised batch gives the parser the same labels as the reference's 0.5 / 0.5 batch
+    when HUMAN_PARSING.PIXEL_MEAN / PIXEL_STD name the parser's normalisation; the cache key follows it."""
+    from mbf.parsing.cache import ParserSettings
+
+    clip = ([0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711])
+    cfg = tiny_cfg(tmp_path)
+    reference = HumanParser.from_config(cfg)
+    assert reference.convert is None  # the default: the images' own normalisation, as the reference
+    cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD = clip
+    cfg.HUMAN_PARSING.PIXEL_MEAN, cfg.HUMAN_PARSING.PIXEL_STD = [0.5] * 3, [0.5] * 3
+    converted = HumanParser.from_config(cfg)
+    raw = torch.rand(2, 3, 96, 32, generator=torch.Generator().manual_seed(3))
+    as_reference = (raw - 0.5) / 0.5
+    as_clip = (raw - torch.tensor(clip[0]).view(1, 3, 1, 1)) / torch.tensor(clip[1]).view(1, 3, 1, 1)
+    expected = reference(as_reference)
+    # the conversion is exact up to rounding: labels agree but for ties at most
+    assert (converted(as_clip) == expected).float().mean() > 0.995
+    assert (reference(as_clip) == expected).float().mean() < 0.9  # without it the parser would see other images
+    assert ParserSettings.from_config(cfg).pixel_mean == (0.5, 0.5, 0.5)

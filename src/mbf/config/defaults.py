@@ -178,6 +178,11 @@ _C.TEST.EVAL = False
 _C.TEST.AMP = False
 _C.TEST.AMP_DTYPE = "bfloat16"  # (new) 'bfloat16' or 'float16' (CUDA only)
 _C.TEST.DIST_CHUNK = 4096  # (new) queries per block of the distance matrix
+# (new) images per forward pass of the Embedder and `mbf extract`: each batch of IMS_PER_BATCH images is fed
+# to the network in chunks of this size (0: the whole batch at once), because a large batch's activations
+# outgrow the CPU's caches (benchmarks/embed_precision.py, docs/BENCHMARKS.md: on one thread 8 chunks of 32 beat
+# one batch of 256 by 1.14x; with two threads on a busy machine chunks cost, and 0 is faster there)
+_C.TEST.FORWARD_CHUNK = 32
 _C.TEST.VISUALIZE = False  # (new) write retrieval.png and part_masks.png
 
 # ----------------------------------------------------------------------------- misc
@@ -191,6 +196,10 @@ _C.HUMAN_PARSING.EXTRA = CN(new_allowed=True)
 _C.HUMAN_PARSING.MODEL_FILE = ""
 _C.HUMAN_PARSING.IMAGE_SIZE = [2048, 1024]  # width, height
 _C.HUMAN_PARSING.NUM_CLASSES = 10
+# (new) the normalisation the parser was trained with; images are converted to it before parsing.
+# Empty: the training images' own (INPUT.PIXEL_MEAN / PIXEL_STD), as the reference, whose inputs were 0.5 / 0.5
+_C.HUMAN_PARSING.PIXEL_MEAN = []
+_C.HUMAN_PARSING.PIXEL_STD = []
 # (new) where part labels come from: 'hrnet' (online parser), 'cache' (labels stored by
 # `mbf parse`), 'files' (label PNGs mirroring the image names, e.g. the synthetic ground truth)
 _C.HUMAN_PARSING.SOURCE = "hrnet"

@@ -3,9 +3,9 @@
 Layout: ``CACHE_DIR/<key>/`` holds ``parser.json`` (the checkpoint file, its content hash and
 the parsing settings) and one PNG of labels 0..4 per training image, at the image's own
 resolution, at the image's path relative to DATASETS.ROOT_DIR. The key is the checkpoint's
-content hash plus a short hash of the settings that change the labels (parser input size,
-INPUT.PIXEL_MEAN / PIXEL_STD), so labels of another parser are never read by mistake, and a
-cache of another parser is reported with the way to build the right one. Building is
+content hash plus a short hash of the settings that change the labels (parser input size, the
+normalisation the parser sees: HUMAN_PARSING.PIXEL_MEAN / PIXEL_STD, or INPUT's), so labels of
+another parser are never read by mistake, and a cache of another parser is reported with the way to build the right one. Building is
 resumable: images whose PNG exists are skipped, and every PNG is written atomically.
 
 Training reads the PNG of each image and transforms it together with the image
@@ -30,7 +30,7 @@ from ..data.io import read_image
 from ..errors import CheckpointError, DatasetError
 from ..files import FolderLock, atomic_write, remove_stale_temporaries, write_json
 from .masks import read_label_png
-from .parser import HumanParser, checkpoint_digest
+from .parser import HumanParser, build_parser_normalisation, checkpoint_digest
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,8 @@ class ParserSettings:
             raise CheckpointError(f"parser checkpoint not found: {model_file!r} (HUMAN_PARSING.MODEL_FILE); the parse "
                                   "cache is keyed by it")
         width, height = (int(v) for v in cfg.HUMAN_PARSING.IMAGE_SIZE)
-        return cls(checkpoint_digest(model_file), (height, width), tuple(float(v) for v in cfg.INPUT.PIXEL_MEAN),
-                   tuple(float(v) for v in cfg.INPUT.PIXEL_STD))
+        mean, std = build_parser_normalisation(cfg)  # what the parser sees, whatever the training images use
+        return cls(checkpoint_digest(model_file), (height, width), mean, std)
 
 
 def build_cache_dir(cfg) -> Path:

@@ -84,18 +84,39 @@ def load_parser_weights(net: nn.Module, source) -> None:
     net.load_state_dict({k: state[k] for k in own if k in state}, strict=False)
 
 
+def build_parser_normalisation(cfg) -> tuple[tuple, tuple]:
+    """((mean), (std)) the parser's input is normalised with: HUMAN_PARSING.PIXEL_MEAN / PIXEL_STD,
+    or when those are empty the training images' INPUT.PIXEL_MEAN / PIXEL_STD (the reference)."""
+    hp = cfg.HUMAN_PARSING
+    mean, std = (tuple(hp.PIXEL_MEAN) or tuple(cfg.INPUT.PIXEL_MEAN)), (tuple(hp.PIXEL_STD) or tuple(cfg.INPUT.PIXEL_STD))
+    if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+        raise ConfigError(f"HUMAN_PARSING.PIXEL_MEAN / PIXEL_STD must be three values each (std > 0), got "
+                          f"{list(hp.PIXEL_MEAN)} / {list(hp.PIXEL_STD)}")
+    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+
 class HumanParser(nn.Module):
     """Frozen parser: ``logits(images)`` and ``forward(images) -> part labels [B,H,W]``.
 
     Args:
         net: the HRNet.
         input_size: (height, width) the network sees (HUMAN_PARSING.IMAGE_SIZE is width, height).
+        images_norm / parser_norm: ((mean), (std)) of the images it is given and of the images it
+            was trained on; when both are given and differ, images are converted to the parser's
+            normalisation first (a backbone pretrained with other statistics, e.g. CLIP's, then
+            does not change what the parser sees). None: given as the parser expects them.
     """
 
-    def __init__(self, net: HRNet, input_size: tuple[int, int]):
+    def __init__(self, net: HRNet, input_size: tuple[int, int], images_norm=None, parser_norm=None):
         super().__init__()
         self.net = net
         self.input_size = tuple(int(v) for v in input_size)
+        self.convert = None  # (scale, shift) [3], per channel: x_parser = x * scale + shift
+        if images_norm is not None and parser_norm is not None and tuple(map(tuple, images_norm)) != tuple(
+                map(tuple, parser_norm)):
+            (mean_in, std_in), (mean_p, std_p) = (torch.tensor(images_norm, dtype=torch.float32),
+                                                  torch.tensor(parser_norm, dtype=torch.float32))
+            self.convert = (std_in / std_p, (mean_in - mean_p) / std_p)
         self.requires_grad_(False)
         self.eval()
 
@@ -106,7 +127,9 @@ class HumanParser(nn.Module):
         if len(hp.IMAGE_SIZE) != 2 or min(int(v) for v in hp.IMAGE_SIZE) <= 0:
             raise ConfigError(f"HUMAN_PARSING.IMAGE_SIZE must be [width, height], got {list(hp.IMAGE_SIZE)}")
         width, height = (int(v) for v in hp.IMAGE_SIZE)
-        parser = cls(build_hrnet(hp.EXTRA, int(hp.NUM_CLASSES)), (height, width))
+        images_norm = (tuple(cfg.INPUT.PIXEL_MEAN), tuple(cfg.INPUT.PIXEL_STD))
+        parser = cls(build_hrnet(hp.EXTRA, int(hp.NUM_CLASSES)), (height, width), images_norm,
+                     build_parser_normalisation(cfg))
         if load_weights:
             if not hp.MODEL_FILE:
                 raise ConfigError("HUMAN_PARSING.MODEL_FILE is empty: set it to the parser checkpoint "
@@ -125,7 +148,11 @@ class HumanParser(nn.Module):
     @torch.no_grad()
     def _scores(self, images: torch.Tensor) -> torch.Tensor:
         """exp(logits) [B, classes, *input_size] for images at any size."""
-        x = F.interpolate(images.float(), size=self.input_size, mode="bilinear", align_corners=False)
+        images = images.float()
+        if self.convert is not None:  # per-channel affine: it commutes with the bilinear resizes
+            scale, shift = (t.to(images.device).view(1, 3, 1, 1) for t in self.convert)
+            images = images * scale + shift
+        x = F.interpolate(images, size=self.input_size, mode="bilinear", align_corners=False)
         scores = F.interpolate(self.logits(x), size=self.input_size, mode="bilinear", align_corners=False)
         # the reference exponentiates before resizing to the image: kept, as it changes the argmax
         return scores.exp()
