@@ -22,7 +22,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from mbf.config import load_config
 from mbf.engine.optim import build_optimizer
-from mbf.engine.precision import training_precision
+from mbf.precision import training_precision
 from mbf.losses import build_criterion
 from mbf.modeling import MBFStep, build_model
 from train_step import REPO, make_batch, time_steps  # this folder is on sys.path when run as a script

@@ -51,7 +51,7 @@ def bench_onnx(args) -> dict:
     model = make_model(16)
     cfg = get_cfg()
     cfg.merge_from_list(["INPUT.SIZE_TEST", [256, 128], "INPUT.SIZE_TRAIN", [256, 128]])
-    card = ModelCard.from_model(cfg, model)
+    card = ModelCard.from_config(cfg, model)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         report = export_onnx(model, card, Path(tmp) / "mbf_vitb.onnx", check_batch=2)

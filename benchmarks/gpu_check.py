@@ -39,7 +39,7 @@ from mbf.config import load_config  # noqa: E402
 from mbf.synthetic import DATASET_DIR_NAME, ensure_dataset, generate  # noqa: E402
 from mbf.data.build import load_dataset  # noqa: E402
 from mbf.engine.optim import build_optimizer  # noqa: E402
-from mbf.engine.precision import inference_precision  # noqa: E402
+from mbf.precision import inference_precision  # noqa: E402
 from mbf.engine.run_folder import environment  # noqa: E402
 from mbf.modeling import MBFStep  # noqa: E402
 from mbf.engine.build import build_evaluation, build_trainer  # noqa: E402

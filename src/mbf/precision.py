@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import ConfigError
+from .errors import ConfigError, InputError
 
 AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -83,3 +83,16 @@ def inference_precision(amp: bool, dtype_name: str, device: torch.device) -> Pre
         raise ConfigError(f"TEST.AMP_DTYPE {dtype_name!r} is not available on the {device.type}; use bfloat16 "
                           "(or TEST.AMP False)")
     return Precision(device.type, dtype)
+
+
+def named_precision(name: str, device) -> Precision:
+    """Inference precision by name ('float32', 'bfloat16', or 'float16' on CUDA), for the API
+    (``Embedder(precision=...)``): the same rules as TEST.AMP_DTYPE, InputError otherwise."""
+    device = torch.device(device)
+    if name == "float32":
+        return Precision(device.type)
+    if name not in AMP_DTYPES:
+        raise InputError(f"precision must be one of float32, {', '.join(AMP_DTYPES)}, got {name!r}")
+    if device.type != "cuda" and name != "bfloat16":
+        raise InputError(f"{name} autocast is not available on the {device.type}; use bfloat16 (or float32)")
+    return Precision(device.type, AMP_DTYPES[name])

@@ -74,7 +74,7 @@ def test_the_walk_finds_a_function_that_reads_the_configuration(tmp_path):
 # on one floor (engine/ and retrieval/) never import each other
 FLOORS = [
     ["errors"],
-    ["files", "geometry", "parts", "registry", "state_dicts", "runtime", "distributed", "config"],
+    ["files", "geometry", "parts", "registry", "state_dicts", "runtime", "distributed", "precision", "config"],
     ["synthetic"],
     ["data"],
     ["parsing"],
@@ -83,6 +83,7 @@ FLOORS = [
     ["losses"],
     ["evaluation"],
     ["engine", "retrieval"],
+    ["integrations"],
     ["cli"],
     ["__init__", "__main__"],  # the package's front door: `import mbf`, `python -m mbf`
 ]

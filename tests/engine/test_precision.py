@@ -17,7 +17,7 @@ import torch
 from mbf.data import build_test_loader
 from mbf.data.build import load_dataset
 from mbf.engine.evaluation import extract_features
-from mbf.engine.precision import inference_precision, training_precision
+from mbf.precision import inference_precision, training_precision
 from mbf.engine.build import build_evaluation, build_trainer
 from mbf.errors import ConfigError
 

@@ -8,6 +8,10 @@ a disjoint set of shards and rank 0 merges them. The gallery keeps the config fi
 overrides and the weights, so ``mbf search`` can embed a query the same way. A second
 ``mbf extract`` to the same ``--out`` while one runs is refused with the first one's PID and
 start time (lock file ``.<name>.mbf-lock`` beside the output).
+
+A checkpoint is run as the Embedder runs it: float32, or bfloat16 autocast with ``TEST.AMP True``
+(the log line and the gallery's ``precision`` say which), each batch of ``TEST.IMS_PER_BATCH``
+images fed to the network ``TEST.FORWARD_CHUNK`` at a time.
 """
 from __future__ import annotations
 
@@ -67,7 +71,8 @@ def run(args) -> int:
             paths = list_images(args.images)  # fails before the model is built when there is nothing to embed
             if onnx:
                 embedder = Embedder.from_onnx(args.weights, batch_size=int(cfg.TEST.IMS_PER_BATCH),
-                                              threads=set_threads(cfg.MODEL.CPU_THREADS))
+                                              threads=set_threads(cfg.MODEL.CPU_THREADS),
+                                              chunk=int(cfg.TEST.FORWARD_CHUNK))
             else:
                 device = resolve_device(cfg.MODEL.DEVICE, cfg.MODEL.DEVICE_ID,
                                         info.local_rank if info.enabled else None)
@@ -76,13 +81,14 @@ def run(args) -> int:
                 "weights_sha256": file_sha256(args.weights),
                 "card": json.loads(embedder.card.to_json()),
                 "config": {} if onnx else model_config(cfg),
+                "precision": embedder.precision,  # bfloat16 and float32 descriptors do not mix in one gallery
             }
             # absolute paths, so `mbf search` finds the model from any working directory
             meta = {"config_file": os.path.abspath(args.config_file) if args.config_file and not onnx else "",
                     "weights": os.path.abspath(args.weights), "opts": [] if onnx else list(args.opts),
-                    "feat_norm": embedder.card.feat_norm}
+                    "feat_norm": embedder.card.feat_norm, "precision": embedder.precision}
             if info.is_main:
-                log.info("embedding %d images under %s with %s", len(paths), args.images, args.weights)
+                log.info("embedding %d images under %s with %s", len(paths), args.images, embedder.describe())
             workers = args.workers if args.workers is not None else build_num_workers(cfg, quiet=not configured)
             out = extract_gallery(embedder, paths, args.out, fingerprint, meta, args.shard_size, args.dtype, info,
                                   workers, args.overwrite)

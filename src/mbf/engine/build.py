@@ -31,7 +31,7 @@ from .evaluation import Evaluation, TestSet, write_results
 from .hooks import (EMA, Checkpoints, EpochSeed, FinalEvaluation, GradClip, Hook, LRSchedule, PeriodicEvaluation,
                     Pictures, Results, TensorBoard)
 from .optim import build_optimizer, build_scheduler
-from .precision import inference_precision, training_precision
+from ..precision import inference_precision, training_precision
 from .report import write_part_masks_picture, write_retrieval_picture
 from .run_folder import (LAST, RunStart, check_free_space, claim_test_folder, clear_run, environment, open_run_folder,
                          remove_run_temporaries, write_run_records)

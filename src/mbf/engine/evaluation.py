@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from ..errors import DatasetError
 from ..files import write_json
-from .precision import Precision
+from ..precision import Precision
 
 log = logging.getLogger("mbf.test")
 

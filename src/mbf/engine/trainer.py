@@ -26,7 +26,7 @@ from ..errors import TrainingError
 from ..files import FolderLock
 from .checkpoint import unwrap
 from .hooks import FinalEvaluation, Hook
-from .precision import Precision
+from ..precision import Precision
 from .run_folder import LAST
 
 log = logging.getLogger("mbf.train")

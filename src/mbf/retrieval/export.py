@@ -5,6 +5,14 @@ the model has camera embeddings, ``cameras`` int64 [N]; output ``descriptor`` fl
 exactly ``model(images, cam_label=cameras)``; N is dynamic. The card (JSON, ONNX metadata key
 ``mbf.card``) records the preprocessing and the descriptor layout. The TorchScript exporter
 is used (no extra dependency); the fused attention kernel exports as plain ONNX operators.
+
+For consumers that feed one input (a tracker's ReID backend), the card given to
+:func:`export_onnx` may fix a camera (``card.camera``: the graph has no ``cameras`` input and
+embeds every image as that camera) and declare the consumer's input normalisation
+(``card.model_normalisation``: the graph takes images normalised with the card's mean/std,
+e.g. ImageNet's, and converts them to the model's with one multiply-add per channel); see
+:meth:`ModelCard.for_graph`. The parity check then compares onnxruntime with the PyTorch model
+fed the same images renormalised and that camera.
 """
 from __future__ import annotations
 
@@ -32,14 +40,30 @@ _TRACE_BATCH = 2  # the batch traced; the check runs another size, so the dynami
 
 
 class _DescriptorGraph(nn.Module):
-    """``(images[, cameras]) -> model(images, cam_label=cameras)``, the traced signature."""
+    """``(images[, cameras]) -> model(images, cam_label=cameras)``, the traced signature; with a
+    fixed camera ``images -> model(images, cam_label=[camera] * N)``, and with an input conversion
+    the images are first taken to the model's normalisation (``images * scale + shift``)."""
 
-    def __init__(self, model: nn.Module, with_cameras: bool):
+    def __init__(self, model: nn.Module, card: ModelCard):
         super().__init__()
-        self.model, self.with_cameras = model, with_cameras
+        self.model = model
+        self.with_cameras = card.num_cameras > 0 and card.camera is None
+        self.camera = card.camera
+        conversion = card.input_conversion()
+        self.convert = conversion is not None
+        if conversion is not None:
+            scale, shift = (torch.tensor(v, dtype=torch.float32).view(1, 3, 1, 1) for v in conversion)
+            self.register_buffer("scale", scale, persistent=False)
+            self.register_buffer("shift", shift, persistent=False)
 
     def forward(self, images: torch.Tensor, cameras: torch.Tensor | None = None) -> torch.Tensor:
-        return self.model(images, cam_label=cameras if self.with_cameras else None)
+        if self.convert:
+            images = images * self.scale + self.shift
+        if self.camera is not None:
+            cameras = torch.full_like(images[:, 0, 0, 0], self.camera, dtype=torch.long)
+        elif not self.with_cameras:
+            cameras = None
+        return self.model(images, cam_label=cameras)
 
 
 @dataclass(frozen=True)
@@ -82,19 +106,29 @@ def _first_line(exc: BaseException) -> str:
 
 
 def sample_inputs(card: ModelCard, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """A batch of random preprocessed images (and cameras) shaped as the card says."""
+    """A batch of random preprocessed images (and cameras, unless the graph fixes one) shaped as the card says."""
     gen = torch.Generator().manual_seed(seed)
     h, w = card.preprocessing.size
     feeds = {"images": torch.randn(batch, 3, h, w, generator=gen).numpy()}
-    if card.num_cameras:
+    if card.num_cameras and card.camera is None:
         feeds["cameras"] = (np.arange(batch) % card.num_cameras).astype(np.int64)
     return feeds
 
 
-def _torch_descriptor(model: nn.Module, feeds: dict[str, np.ndarray]) -> np.ndarray:
+def _torch_descriptor(model: nn.Module, feeds: dict[str, np.ndarray], card: ModelCard | None = None) -> np.ndarray:
+    """The PyTorch model's descriptors of the graph inputs ``feeds``: images renormalised from the
+    card's normalisation to the model's (pixels = x * std + mean, then (pixels - mean') / std')
+    and the card's fixed camera, when it has them."""
+    images = torch.from_numpy(feeds["images"])
     cams = torch.from_numpy(feeds["cameras"]) if "cameras" in feeds else None
+    if card is not None and card.model_normalisation:
+        pre, own = card.preprocessing, card.model_normalisation
+        pixels = images * torch.tensor(pre.std).view(1, 3, 1, 1) + torch.tensor(pre.mean).view(1, 3, 1, 1)
+        images = (pixels - torch.tensor(own["mean"]).view(1, 3, 1, 1)) / torch.tensor(own["std"]).view(1, 3, 1, 1)
+    if card is not None and card.camera is not None:
+        cams = torch.full((len(images),), card.camera, dtype=torch.long)
     with torch.no_grad():
-        return model(torch.from_numpy(feeds["images"]), cam_label=cams).float().numpy()
+        return model(images.float(), cam_label=cams).float().numpy()
 
 
 def onnx_session(path: str | os.PathLike, threads: int = 0):
@@ -117,7 +151,7 @@ def onnx_session(path: str | os.PathLike, threads: int = 0):
 def parity(model: nn.Module, session, card: ModelCard, batch: int) -> tuple[float, float]:
     """(max abs error, relative error) of onnxruntime against PyTorch on one random batch."""
     feeds = sample_inputs(card, batch, seed=batch)
-    reference = _torch_descriptor(model, feeds)
+    reference = _torch_descriptor(model, feeds, card)
     names = {i.name for i in session.get_inputs()}
     got = session.run(["descriptor"], {k: v for k, v in feeds.items() if k in names})[0]
     if got.shape != reference.shape:
@@ -147,7 +181,7 @@ def _export(model: nn.Module, card: ModelCard, out: Path, check_batch: int, opse
     import onnx  # deferred on purpose: the deploy extra is optional
 
     model = model.eval()
-    graph = _DescriptorGraph(model, card.num_cameras > 0).eval()  # export restores the mode it found
+    graph = _DescriptorGraph(model, card).eval()  # export restores the mode it found
     feeds = sample_inputs(card, _TRACE_BATCH)
     args = tuple(torch.from_numpy(v) for v in feeds.values())
     names = list(feeds)

@@ -5,11 +5,17 @@ descriptor layout (which dimensions are the global feature, which the body parts
 whether descriptors are L2-normalised before they are compared (TEST.FEAT_NORM). The ONNX
 graph does neither: it takes images already preprocessed as the card says and returns the
 raw descriptor, so a program that follows the card can neither skip nor repeat a step.
+
+Exports for consumers that feed one input (``mbf export --camera K --input-normalisation
+imagenet``) record two more facts: ``camera``, the camera id fixed in the graph (which then has
+no ``cameras`` input), and ``model_normalisation``, the model's own mean and std when the graph
+converts its input from the card's ``preprocessing`` normalisation (the consumer's) to the
+model's. Both are absent (None) in other cards; cards written before they existed read as such.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from ..config import switch
 from ..data.transforms import TEST_INTERPOLATION, eval_transform
@@ -60,6 +66,44 @@ class ModelCard:
     feat_norm: bool  # L2-normalise the model's output before comparing (not done by the model itself)
     num_cameras: int  # > 0: the model takes a camera id per image (0-based)
     model: dict = field(default_factory=dict)  # architecture facts, for people reading the file
+    camera: int | None = None  # the camera fixed in an exported graph (no cameras input); None: per image
+    # the model's own {"mean": [...], "std": [...]} when an exported graph converts its input from
+    # preprocessing's mean/std (the consumer's) to it; None: the graph input is normalised as the model's
+    model_normalisation: dict | None = None
+
+    # ------------------------------------------------------------------ graph variants
+    def for_graph(self, camera: int | None = None, mean=None, std=None) -> "ModelCard":
+        """The card of an export with ``camera`` fixed in its graph and/or taking images normalised
+        with ``mean``/``std`` (converted to the model's normalisation inside the graph)."""
+        if camera is not None:
+            if not self.num_cameras:
+                raise InputError(f"camera {camera}: this model has no camera embeddings, so there is no camera to fix")
+            if not 0 <= int(camera) < self.num_cameras:
+                raise InputError(f"camera {camera} is not a camera of the model (0..{self.num_cameras - 1})")
+            camera = int(camera)
+        card = replace(self, camera=camera)
+        if mean is None and std is None:
+            return card
+        if mean is None or std is None:
+            raise InputError("an input normalisation needs both its mean and its std")
+        mean, std = _triple(mean, "mean"), _triple(std, "std")
+        if any(v <= 0 for v in std):
+            raise InputError(f"input std must be positive, got {list(std)}")
+        pre = self.preprocessing
+        own = self.model_normalisation or {"mean": list(pre.mean), "std": list(pre.std)}
+        if (mean, std) == (tuple(own["mean"]), tuple(own["std"])):  # the model's own: nothing to convert
+            return replace(card, preprocessing=replace(pre, mean=mean, std=std), model_normalisation=None)
+        return replace(card, preprocessing=replace(pre, mean=mean, std=std), model_normalisation=own)
+
+    def input_conversion(self) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        """(scale, shift) per channel taking a graph input normalised as ``preprocessing`` says to the
+        model's normalisation (x * scale + shift), or None when they are the same."""
+        if not self.model_normalisation:
+            return None
+        pre, own = self.preprocessing, self.model_normalisation
+        scale = tuple(s / m_s for s, m_s in zip(pre.std, own["std"]))
+        shift = tuple((m - m_m) / m_s for m, m_m, m_s in zip(pre.mean, own["mean"], own["std"]))
+        return scale, shift
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -91,12 +135,20 @@ class ModelCard:
     # ------------------------------------------------------------------ JSON
     def to_json(self) -> str:
         data = asdict(self)
+        for key in ("camera", "model_normalisation"):  # written only when set: other cards stay as they were
+            if data[key] is None:
+                del data[key]
         data["version"] = CARD_VERSION
+        converted = (" (converted to the model's normalisation, model_normalisation, inside the graph)"
+                     if self.model_normalisation else "")
         data["inputs"] = {
             "images": f"float32 N x 3 x {self.preprocessing.size[0]} x {self.preprocessing.size[1]}, RGB, already "
-                      "resized, scaled to [0, 1] and normalised with mean/std (do not normalise again)",
-            **({"cameras": f"int64 N, camera ids in [0, {self.num_cameras - 1}]"} if self.num_cameras else {}),
+                      f"resized, scaled to [0, 1] and normalised with mean/std{converted} (do not normalise again)",
+            **({"cameras": f"int64 N, camera ids in [0, {self.num_cameras - 1}]"}
+               if self.num_cameras and self.camera is None else {}),
         }
+        if self.camera is not None:
+            data["inputs"]["note"] = f"camera {self.camera} of {self.num_cameras} is fixed in the graph (no cameras input)"
         data["output"] = f"descriptor float32 N x {self.dim}" + (", L2-normalise before comparing" if self.feat_norm else "")
         return json.dumps(data, indent=1)
 
@@ -115,6 +167,25 @@ class ModelCard:
                 bool(data["feat_norm"]),
                 int(data["num_cameras"]),
                 dict(data.get("model", {})),
+                None if data.get("camera") is None else int(data["camera"]),
+                _normalisation(data.get("model_normalisation")),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise InputError(f"{source}: unreadable mbf model card: {exc}") from None
+
+
+def _triple(values, what: str) -> tuple[float, float, float]:
+    try:
+        out = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        out = ()
+    if len(out) != 3:
+        raise InputError(f"input {what} must be three numbers (R, G, B), got {values!r}")
+    return out
+
+
+def _normalisation(value) -> dict | None:
+    """A card's ``model_normalisation`` entry: None, or {"mean": 3 floats, "std": 3 floats}."""
+    if value is None:
+        return None
+    return {"mean": list(_triple(value["mean"], "mean")), "std": list(_triple(value["std"], "std"))}
