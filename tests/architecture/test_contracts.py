@@ -74,7 +74,8 @@ def test_the_walk_finds_a_function_that_reads_the_configuration(tmp_path):
 # on one floor (engine/ and retrieval/) never import each other
 FLOORS = [
     ["errors"],
-    ["files", "geometry", "parts", "registry", "state_dicts", "runtime", "distributed", "precision", "config"],
+    ["files", "geometry", "parts", "registry", "state_dicts", "runtime", "distributed", "precision", "normalisation",
+     "config"],
     ["synthetic"],
     ["data"],
     ["parsing"],

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 
+from ..normalisation import IMAGENET_MEAN, IMAGENET_STD
 from . import add_config_arguments
 
 HELP = "export to ONNX: mbf export --config_file F --weights W --out model.onnx [KEY VALUE ...]"
@@ -44,7 +45,7 @@ def add_arguments(parser) -> None:
 
 
 # the consumers' input normalisations (mean, std on [0, 1] RGB pixels); None: the model's own
-INPUT_NORMALISATIONS = {"imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)), "model": None}
+INPUT_NORMALISATIONS = {"imagenet": (IMAGENET_MEAN, IMAGENET_STD), "model": None}
 
 
 def input_normalisation(args):

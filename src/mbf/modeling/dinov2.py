@@ -29,6 +29,7 @@ from collections.abc import Mapping
 import torch
 
 from ..errors import CheckpointError
+from ..normalisation import IMAGENET_MEAN, IMAGENET_STD
 from .backbone import BackboneSpec, TokenSettings
 from .converters import (
     WeightFormat,
@@ -40,8 +41,6 @@ from .converters import (
 from .registry import BACKBONES
 from .vit import VisionTransformerReID
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 DINOV2_PATCH = 14
 
 _SMALL = BackboneSpec(embed_dim=384, depth=12, num_heads=6)

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..normalisation import IMAGENET_MEAN, IMAGENET_STD
 from .backbone import BackboneSpec, TokenSettings
 from .converters import (
     WeightFormat,
@@ -44,8 +45,6 @@ from .converters import (
 from .registry import BACKBONES
 from .vit import VisionTransformerReID
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 LUPERSON_PATCH = 16
 STEM_WIDTH = 64
 PRETRAIN_HW_RATIO = 2  # 256 x 128 pretraining crops: a 16 x 8 position grid
