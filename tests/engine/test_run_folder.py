@@ -163,6 +163,7 @@ def test_a_last_pth_of_an_early_version_is_refused_with_a_conversion_that_works(
     code, err = train(longer, "--resume", capsys=capsys)
     assert code == 2 and "was not loaded" in err and "numpy" in err and "Traceback" not in err
     line = next(text for text in err.splitlines() if "error:" in text)
+    assert "weights_only=False" not in line  # the conversion itself stays weights-only
     command = shlex.split(line[line.index("python -c"):])
     subprocess.run([sys.executable, *command[1:]], check=True)
     cfg = load_config(TINY_CONFIG, longer)

@@ -3,6 +3,9 @@ random weights here: nothing is downloaded), each weight format read from a file
 format, and the errors for files of another family."""
 from __future__ import annotations
 
+import shlex
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -13,6 +16,7 @@ from safetensors.torch import save_file
 
 from mbf.config import get_cfg
 from mbf.errors import CheckpointError, ConfigError
+from mbf.state_dicts import load_torch_file
 from mbf.modeling import build_model
 from mbf.modeling.clip_vit import CLIPVisionReID
 from mbf.modeling.dinov2 import DINOv2ReID
@@ -215,7 +219,15 @@ def test_a_dino_checkpoint_holding_its_arguments_is_one_error_with_the_extractio
         LUPersonViT((64, 32), **TINY).load_pretrained(str(path))
     message = str(info.value)
     assert "argparse.Namespace" in message and f"torch.load('{path}'" in message
-    assert "checkpoint_teacher_backbone.pth" in message
+    assert "checkpoint_teacher_backbone.pth" in message and "weights_only=False" not in message
+    # the extraction the message gives works, and stays weights-only: a file needing anything else is refused
+    command = shlex.split(message[message.index("python -c"):message.index(" and set MODEL.PRETRAIN_PATH")])
+    subprocess.run([sys.executable, *command[1:]], check=True, cwd=tmp_path)
+    extracted = load_torch_file(tmp_path / "checkpoint_teacher_backbone.pth")
+    assert list(extracted) == ["cls_token"] and torch.equal(extracted["cls_token"], torch.zeros(1, 1, 32))
+    torch.save({"teacher": {"backbone.cls_token": torch.zeros(1, 1, 32)}, "args": argparse.Namespace(arch="vit"),
+                "payload": print}, path)
+    assert subprocess.run([sys.executable, *command[1:]], cwd=tmp_path, capture_output=True).returncode != 0
 
 
 def test_luperson_conv_stem_keeps_the_released_layout_and_the_16_pixel_patch_grid(tmp_path):

@@ -94,9 +94,11 @@ def _describe(diff: dict[str, tuple[Any, Any]]) -> str:
 
 
 # early development versions stored NumPy random states in last.pth, which the safe loader refuses
-OLD_LAST_ADVICE = ("a last.pth of an early development version of mbf stored NumPy random states; if this is your own "
-                   "run and you trust the file, convert it once with: python -c \"import torch; p = '{path}'; "
-                   "s = torch.load(p, weights_only=False); s.pop('rng', None); torch.save(s, p)\"")
+OLD_LAST_ADVICE = ("a last.pth of an early development version of mbf stored NumPy random states; convert it once, "
+                   "still weights-only with NumPy's arrays alone allowed: python -c \"import numpy, torch; "
+                   "p = '{path}'; a = numpy.zeros(1, numpy.uint32); torch.serialization.add_safe_globals("
+                   "[a.__reduce__()[0], numpy.ndarray, numpy.dtype, type(a.dtype)]); "
+                   "s = torch.load(p, weights_only=True); s.pop('rng', None); torch.save(s, p)\"")
 
 
 def load_last(path: Path) -> dict:

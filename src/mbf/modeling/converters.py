@@ -208,9 +208,11 @@ def read_pretrained(source, what: str) -> dict[str, torch.Tensor]:
             path = Path(source)
             out = path.with_name(path.stem + "_teacher_backbone.pth")
             raise CheckpointError(
-                f"{exc} (a DINO training checkpoint keeps its arguments beside the weights). If you trust the file, "
-                f"extract the teacher's backbone once: python -c \"import torch; c = torch.load('{path}', "
-                "map_location='cpu', weights_only=False)['teacher']; torch.save({k[9:]: v for k, v in c.items() "
+                f"{exc} (a DINO training checkpoint keeps its arguments beside the weights). Extract the "
+                "teacher's backbone once, still weights-only with argparse.Namespace alone allowed: python -c "
+                "\"import argparse, torch; torch.serialization.add_safe_globals([argparse.Namespace]); "
+                f"c = torch.load('{path}', map_location='cpu', weights_only=True)['teacher']; "
+                "torch.save({k[9:]: v for k, v in c.items() "
                 f"if k.startswith('backbone.')}}, '{out}')\" and set MODEL.PRETRAIN_PATH to {out}"
             ) from None
         raise
@@ -260,18 +262,18 @@ def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], source: st
 
 # ----------------------------------------------------------------------------- reference -> ours
 # Ordered rules (regex on the reference key, replacement or None to drop); the first match wins.
-_DROP = None
+DROP = None  # a rule's replacement that drops the key
 _REFERENCE_MBF_RULES: list[tuple[str, str | None]] = [
-    (r"^base\.fc\.", _DROP),  # unused 1000-way ImageNet head of the reference backbone
+    (r"^base\.fc\.", DROP),  # unused 1000-way ImageNet head of the reference backbone
     (r"^base\.", "backbone."),
     (r"^gpart_block\.block_layer\.", "separator.part_block."),
     (r"^gpart_block\.norm_layer\.", "separator.part_norm."),
-    (r"^local_block\.", _DROP),  # the same tensors as gpart_block.block_layer (aliases)
-    (r"^local_norm\.", _DROP),  # the same tensors as gpart_block.norm_layer
-    (r"^last_block\.", _DROP),  # unused copy of the last block
-    (r"^last_norm\.", _DROP),  # unused copy of the final norm
-    (r"^transformerdecoderlayer\.", _DROP),  # template the decoder layers were cloned from
-    (r"^decoder_norm\.", _DROP),  # the same tensors as transformerdecoder.norm
+    (r"^local_block\.", DROP),  # the same tensors as gpart_block.block_layer (aliases)
+    (r"^local_norm\.", DROP),  # the same tensors as gpart_block.norm_layer
+    (r"^last_block\.", DROP),  # unused copy of the last block
+    (r"^last_norm\.", DROP),  # unused copy of the final norm
+    (r"^transformerdecoderlayer\.", DROP),  # template the decoder layers were cloned from
+    (r"^decoder_norm\.", DROP),  # the same tensors as transformerdecoder.norm
     (r"^transformerdecoder\.norm\.", "decoder.norm."),
     (r"^transformerdecoder\.layers\.(\d+)\.multihead_attn\.", r"decoder.layers.\1.cross_attn."),
     (r"^transformerdecoder\.layers\.(\d+)\.linear1\.", r"decoder.layers.\1.fc1."),
@@ -291,7 +293,7 @@ _REFERENCE_MBF_RULES: list[tuple[str, str | None]] = [
 ]
 
 _REFERENCE_TRANSREID_RULES: list[tuple[str, str | None]] = [
-    (r"^base\.fc\.", _DROP),
+    (r"^base\.fc\.", DROP),
     (r"^base\.", "backbone."),
     (r"^bottleneck\.", "neck.bn."),
     (r"^classifier\.", "neck.classifier."),
@@ -302,14 +304,16 @@ _REFERENCE_ALIASES = [("local_block.", "gpart_block.block_layer."), ("local_norm
                       ("decoder_norm.", "transformerdecoder.norm.")]
 
 
-def _apply_rules(state: Mapping[str, torch.Tensor], rules) -> dict[str, torch.Tensor]:
+def rename_keys(state: Mapping[str, torch.Tensor], rules, what: str = "reference checkpoint") -> dict[str, torch.Tensor]:
+    """``state`` with each key renamed by the first of ``rules`` ((regex, replacement or DROP))
+    that matches it; keys no rule matches are kept as they are."""
     compiled = [(re.compile(pattern), repl) for pattern, repl in rules]
     out, dropped = {}, []
     for key, value in state.items():
         for pattern, repl in compiled:
             match = pattern.match(key)
             if match:
-                if repl is _DROP:
+                if repl is DROP:
                     dropped.append(key)
                     key = None
                 else:
@@ -317,7 +321,7 @@ def _apply_rules(state: Mapping[str, torch.Tensor], rules) -> dict[str, torch.Te
                 break
         if key is not None:
             out[key] = value  # keys no rule knows stay as they are and are reported by load_strict
-    log.debug("reference checkpoint: dropped %d unused or aliased keys", len(dropped))
+    log.debug("%s: dropped %d unused or aliased keys", what, len(dropped))
     return out
 
 
@@ -334,12 +338,12 @@ def reference_mbf_to_ours(state: Mapping[str, torch.Tensor]) -> dict[str, torch.
                 twin = kept + key[len(alias):]
                 if twin in state and not torch.equal(state[twin], value):
                     raise CheckpointError(f"reference checkpoint: {key} and {twin} should be the same tensor but differ")
-    return _apply_rules(state, _REFERENCE_MBF_RULES)
+    return rename_keys(state, _REFERENCE_MBF_RULES)
 
 
 def reference_transreid_to_ours(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Convert a state dict of the reference global-feature TransReID model (``build_transformer``)."""
-    return _apply_rules(state, _REFERENCE_TRANSREID_RULES)
+    return rename_keys(state, _REFERENCE_TRANSREID_RULES)
 
 
 # ----------------------------------------------------------------------------- ImageNet -> backbone
