@@ -27,7 +27,6 @@ not read (one error gives the command that converts it; see docs/BACKBONES.md).
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 
 import torch
@@ -36,8 +35,10 @@ from torch import nn
 
 from .backbone import BackboneSpec, TokenSettings
 from .converters import (
+    DROP,
     WeightFormat,
     register_weight_format,
+    rename_keys,
     resize_positions,
     source_grid,
 )
@@ -87,25 +88,15 @@ class CLIPVisionReID(VisionTransformerReID):
     def checkpoint_filter(self, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """OpenAI / open_clip key layout -> this module's."""
         prefix = "visual." if any(k.startswith("visual.") for k in state) else ""
-        out, skipped = {}, []
-        for key, value in state.items():
-            if not key.startswith(prefix):
-                continue  # the text tower, logit_scale, input_resolution...
-            key = key[len(prefix):]
-            if key == "proj":
-                skipped.append(key)
-                continue
-            for pattern, repl in _OPENAI_TO_OURS:
-                key, hits = pattern.subn(repl, key, count=1)
-                if hits:
-                    break
-            if key == "cls_token":
-                value = value.reshape(1, 1, -1)
-            elif key == "pos_embed":
-                value = self._positions(value.reshape(1, -1, value.shape[-1]))
-            out[key] = value
-        if skipped:
+        # without the text tower, logit_scale, input_resolution...
+        visual = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+        if "proj" in visual:
             log.info("CLIP weights: not loading the 768 -> 512 image projection (proj): MBF uses the tokens")
+        out = rename_keys(visual, _OPENAI_TO_OURS, "CLIP weights")
+        if "cls_token" in out:
+            out["cls_token"] = out["cls_token"].reshape(1, 1, -1)
+        if "pos_embed" in out:
+            out["pos_embed"] = self._positions(out["pos_embed"].reshape(1, -1, out["pos_embed"].shape[-1]))
         return out
 
     def _positions(self, posemb: torch.Tensor) -> torch.Tensor:
@@ -113,7 +104,8 @@ class CLIPVisionReID(VisionTransformerReID):
         return torch.cat((posemb[:, :1], resize_positions(posemb[:, 1:], grid, self.grid_size, "bilinear", False)), 1)
 
 
-_OPENAI_TO_OURS = [(re.compile(p), r) for p, r in [
+_OPENAI_TO_OURS = [
+    (r"^proj$", DROP),
     (r"^conv1\.", "patch_embed.proj."),
     (r"^class_embedding$", "cls_token"),
     (r"^positional_embedding$", "pos_embed"),
@@ -125,7 +117,7 @@ _OPENAI_TO_OURS = [(re.compile(p), r) for p, r in [
     (r"^transformer\.resblocks\.(\d+)\.attn\.out_proj\.", r"blocks.\1.attn.proj."),
     (r"^transformer\.resblocks\.(\d+)\.mlp\.c_fc\.", r"blocks.\1.mlp.fc1."),
     (r"^transformer\.resblocks\.(\d+)\.mlp\.c_proj\.", r"blocks.\1.mlp.fc2."),
-]]
+]
 
 
 def _is_clip(state: Mapping[str, torch.Tensor]) -> bool:
