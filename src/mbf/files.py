@@ -205,21 +205,32 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[str]:
     return removed
 
 
+def probe_writable(folder: str | os.PathLike) -> Path:
+    """The folder files of ``folder`` would be created in (``folder``, or the nearest existing
+    folder its missing ones would be made in), once a probe file was created and removed there;
+    the OSError of the attempt otherwise (ENOTDIR when that ancestor is a file). Creates nothing
+    that stays."""
+    base = existing_ancestor(folder)
+    if not base.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(base))
+    probe = temporary_path(base / "write-check")
+    probe.touch(exist_ok=False)
+    probe.unlink(missing_ok=True)
+    return base
+
+
 def check_writable(folder: str | os.PathLike, what: str) -> None:
-    """Raise OutputError unless files can be created in ``folder`` (or, when it does not exist yet,
-    in the nearest existing folder that it would be created in). Creates nothing that stays."""
+    """Raise OutputError unless files can be created in ``folder`` (see :func:`probe_writable`)."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{what} {folder} is a file, expected a folder")
-    base = existing_ancestor(folder)
-    if not base.is_dir():
-        raise OutputError(f"{what} {folder} cannot be created: {base} is a file")
-    probe = temporary_path(base / "write-check")
     try:
-        probe.touch(exist_ok=False)
+        probe_writable(folder)
     except OSError as exc:
+        base = existing_ancestor(folder)
+        if not base.is_dir():
+            raise OutputError(f"{what} {folder} cannot be created: {base} is a file") from None
         raise OutputError(f"{what} {folder} is not writable: {exc.strerror or exc} ({base})") from None
-    probe.unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------------------------ locks

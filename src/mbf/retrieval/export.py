@@ -16,7 +16,6 @@ fed the same images renormalised and that camera.
 """
 from __future__ import annotations
 
-import errno
 import inspect
 import logging
 import os
@@ -29,7 +28,7 @@ import torch
 from torch import nn
 
 from ..errors import ExportError, InputError
-from ..files import atomic_path, removing_new_folders
+from ..files import atomic_path, probe_writable, removing_new_folders
 from .metadata import CARD_KEY, ModelCard
 
 log = logging.getLogger(__name__)
@@ -77,23 +76,15 @@ class ExportReport:
 def writable_output(path: str | os.PathLike, overwrite: bool = False, what: str = "output") -> Path:
     """``path`` as a Path once it is known that it can be written; InputError if not.
 
-    Nothing is created: the check writes a probe file in the nearest folder that exists (the
-    parent, or the ancestor that its missing folders would be made in) and removes it again.
+    Nothing is created (see :func:`mbf.files.probe_writable`).
     """
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{what} {path} is a directory, expected a file path")
     if path.exists() and not overwrite:
         raise InputError(f"{what} {path} already exists (pass --overwrite to replace it)")
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
     try:
-        if not folder.is_dir():
-            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
-        probe = folder / f".{path.name}.probe-{os.getpid()}"
-        probe.touch()
-        probe.unlink()
+        probe_writable(path.parent)
     except OSError as exc:
         raise InputError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
     return path
