@@ -38,6 +38,7 @@ def extract_features(model: nn.Module, loader, device: torch.device, precision: 
                      progress: bool = False, desc: str = "extract") -> Features:
     """Run the eval-mode model over a test loader (batches of dicts) and collect descriptors
     (float32, whatever ``precision`` the model ran under)."""
+    precision = precision or Precision(torch.device(device).type)  # float32
     was_training = model.training
     model.eval()
     feats, pids, camids, paths = [], [], [], []
@@ -45,7 +46,7 @@ def extract_features(model: nn.Module, loader, device: torch.device, precision: 
         img = batch["img"].to(device, non_blocking=True)
         cam = batch["camid"].to(device)
         view = batch["viewid"].to(device)
-        with precision.autocast() if precision is not None else torch.autocast(device.type, enabled=False):
+        with precision.autocast():
             f = model(img, cam_label=cam, view_label=view)
         feats.append(f.float().cpu())
         pids.append(batch["pid"].cpu().numpy())
@@ -151,6 +152,6 @@ def write_results(output_dir: str | Path, results: dict, config_file: str, weigh
     """``OUTPUT_DIR/results.json``: the first set's rank1/5/10 and mAP (fractions) at the top
     level, the config file and weights evaluated, every set by name, and ``extra`` entries."""
     first = next(iter(results.values()))
-    payload = {**first.summary(), "config_file": config_file or "", "weights": str(weights or ""),
-               **per_set_entries(results), **(extra or {})}
+    # the config file between the metrics and the weights, where results.json has always had it
+    payload = {**first.summary(), "config_file": config_file or "", **results_entry(results, weights), **(extra or {})}
     return write_json(Path(output_dir or ".") / "results.json", payload)

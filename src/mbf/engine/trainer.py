@@ -94,10 +94,13 @@ class Trainer:
             **({"hooks": hooks} if (hooks := self._hook_states()) else {}),
         }
 
+    def _hooks_by_key(self) -> dict:
+        """``{"<position>:<class>": hook}``: how a hook's state is filed in last.pth."""
+        return {f"{i}:{type(h).__name__}": h for i, h in enumerate(self.hooks)}
+
     def _hook_states(self) -> dict:
-        """``{hook position and class: state}`` of the hooks that have state (see Hook.state_dict)."""
-        return {f"{i}:{type(h).__name__}": state for i, h in enumerate(self.hooks)
-                if (state := h.state_dict()) is not None}
+        """The states of the hooks that have one (see Hook.state_dict), by :meth:`_hooks_by_key`."""
+        return {key: state for key, h in self._hooks_by_key().items() if (state := h.state_dict()) is not None}
 
     def load_state(self, state: dict) -> None:
         """Weights, optimiser, loss scaler and history from last.pth. The LR schedule is not
@@ -109,14 +112,11 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         self.history = list(state.get("history", []))
         saved = state.get("hooks", {})
-        for key, hook_state in self._hook_keys().items():
+        for key, hook in self._hooks_by_key().items():
             if key in saved:
-                hook_state.load_state_dict(saved[key])
+                hook.load_state_dict(saved[key])
         self.start_epoch = int(state["epoch"]) + 1
         log.info("resumed from %s: continuing at epoch %d", self.output_dir / LAST, self.start_epoch)
-
-    def _hook_keys(self) -> dict:
-        return {f"{i}:{type(h).__name__}": h for i, h in enumerate(self.hooks)}
 
     def hook(self, kind: type) -> Hook | None:
         """The first hook of type ``kind``."""
