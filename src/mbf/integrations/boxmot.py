@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..retrieval.embedder import Embedder, l2_normalise
+from ..retrieval.embedder import Embedder
 from ..retrieval.images import frame_array, frame_crops, pixel_boxes, to_pil
 
 
@@ -122,8 +122,7 @@ class BoxMOTReID:
 
     def inference_postprocess(self, features) -> np.ndarray:
         """Descriptors as :meth:`get_features` returns them (L2-normalised when the model's card says so)."""
-        features = np.asarray(features, dtype=np.float32)
-        return l2_normalise(features) if self.embedder.card.feat_norm and len(features) else features
+        return self.embedder.postprocess(np.asarray(features, dtype=np.float32))
 
     def warmup(self, imgsz=None) -> None:
         """BoxMOT warms GPU backends up; nothing to do on the CPU."""

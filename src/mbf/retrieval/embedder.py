@@ -272,9 +272,12 @@ class Embedder:
             return np.empty((0, self.dim), np.float32)
         return (parts[0] if len(parts) == 1 else np.concatenate(parts)).astype(np.float32, copy=False)
 
-    def _descriptors(self, images: torch.Tensor, cams: np.ndarray | None) -> np.ndarray:
-        feats = self.raw_descriptors(images, cams)
+    def postprocess(self, feats: np.ndarray) -> np.ndarray:
+        """Raw descriptors as the embedder returns them: L2-normalised when the card says so."""
         return l2_normalise(feats) if self.card.feat_norm else feats
+
+    def _descriptors(self, images: torch.Tensor, cams: np.ndarray | None) -> np.ndarray:
+        return self.postprocess(self.raw_descriptors(images, cams))
 
 
 def _crop_image(item, bgr: bool, index: int):
