@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pickle
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,3 +60,23 @@ class Bomb:
 @pytest.fixture
 def bomb(tmp_path) -> Bomb:
     return Bomb(tmp_path)
+
+
+@pytest.fixture
+def lock_holder():
+    """``hold(lock_file)`` -> a second process holding that lock until the test ends."""
+    procs = []
+    code = ("import sys; from mbf.files import FolderLock; lock = FolderLock(sys.argv[1], 'x').acquire(); "
+            "print('held', flush=True); sys.stdin.read()")
+
+    def hold(lock_file: Path) -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-c", code, str(lock_file)], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
+        procs.append(proc)
+        assert proc.stdout.readline().strip() == "held"  # it holds the lock now
+        return proc
+
+    yield hold
+    for proc in procs:
+        proc.stdin.close()  # it exits; the system releases its lock
+        proc.wait(timeout=60)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -42,26 +41,6 @@ class FakeEmbedder:
 
 
 # ------------------------------------------------------------------------------------ one extraction per output
-@pytest.fixture
-def lock_holder():
-    """``hold(lock_file)`` -> a second process holding that lock until the test ends."""
-    procs = []
-    code = ("import sys; from mbf.files import FolderLock; lock = FolderLock(sys.argv[1], 'x').acquire(); "
-            "print('held', flush=True); sys.stdin.read()")
-
-    def hold(lock_file: Path) -> subprocess.Popen:
-        proc = subprocess.Popen([sys.executable, "-c", code, str(lock_file)], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, text=True)
-        procs.append(proc)
-        assert proc.stdout.readline().strip() == "held"  # it holds the lock now
-        return proc
-
-    yield hold
-    for proc in procs:
-        proc.stdin.close()  # it exits; the system releases its lock
-        proc.wait(timeout=60)
-
-
 @pytest.mark.parametrize("name", ["g.npz", "folder_gallery"])
 def test_a_second_extract_to_the_same_output_is_refused_with_the_holders_pid_and_touches_nothing(
         tiny, capsys, lock_holder, name):

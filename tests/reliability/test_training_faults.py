@@ -17,7 +17,7 @@ import torch
 from mbf.cli import main
 from mbf.engine import checkpoint
 from mbf.engine.checkpoint import load_file
-from mbf.files import FolderLock, is_temporary
+from mbf.files import LOCK_NAME, FolderLock, is_temporary
 
 from ..engine.conftest import Terminal
 from .conftest import TINY_CONFIG
@@ -132,23 +132,17 @@ def test_resume_and_overwrite_remove_the_temporaries_of_a_killed_run(tiny_opts, 
     assert not any(p.exists() for p in planted)
 
 
-def test_a_second_run_into_a_folder_in_use_is_refused_naming_the_holder(tiny_opts, capsys):
+def test_a_second_run_into_a_folder_in_use_is_refused_naming_the_holder(tiny_opts, capsys, lock_holder):
     opts = tiny_opts(1, "busy")
     out = folder_of(opts)
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from mbf.files import FolderLock; "
-        f"lock = FolderLock.for_folder({str(out)!r}, 'x').acquire(); print('held', flush=True); time.sleep(60)")],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        for seed in ("1234", "99"):  # the same run and another seed: both refused before anything is written
-            code, err = cli(train(opts + ["SOLVER.SEED", seed]), capsys)
-            line = one_error_line(err)
-            assert code == 2 and f"PID {holder.pid}" in line and "started" in line and str(out) in line
-        assert sorted(p.name for p in out.iterdir()) == [".mbf-lock"]
-    finally:
-        holder.kill()
-        holder.wait()
+    holder = lock_holder(out / LOCK_NAME)
+    for seed in ("1234", "99"):  # the same run and another seed: both refused before anything is written
+        code, err = cli(train(opts + ["SOLVER.SEED", seed]), capsys)
+        line = one_error_line(err)
+        assert code == 2 and f"PID {holder.pid}" in line and "started" in line and str(out) in line
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]
+    holder.kill()
+    holder.wait()
     assert main(train(opts)) == 0  # the holder died: its lock went with it
 
 
